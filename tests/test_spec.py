@@ -73,6 +73,9 @@ def _mutate(path, name, edit):
      r"text\.layers\.1: Input should be 'repmixer1d' or 'attention'"),
     (lambda d: d["image"]["stages"][1].update(downsample="none"),
      r"image: stages\.1\.downsample: 'none' keeps the width \(64\) but width is 128; allowed: patch_embed"),
+    (lambda d: d["image"]["stages"][2].update(width=320),
+     r"image: stages\.2\.width: patch_embed_se is a depthwise \(grouped\) conv from width 128, so width 320 must be "
+     r"a multiple of 128; allowed: 128, 256, 384"),
     (lambda d: d["image"].update(colour="red"), r"image\.colour: unknown field; allowed: stem, stages, head"),
     (lambda d: d.pop("embed_dim"), r"embed_dim: required field is missing"),
 ])

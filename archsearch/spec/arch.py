@@ -148,6 +148,11 @@ class ImageTowerSpec(_Frozen):
                     f"stages.{i}.downsample: 'none' keeps the width ({prev}) but width is {stage.width}; "
                     "allowed: patch_embed, patch_embed_se, conv_ln, strided_block"
                 )
+            if stage.downsample.startswith("patch_embed") and stage.width % prev:
+                raise ValueError(
+                    f"stages.{i}.width: {stage.downsample} is a depthwise (grouped) conv from width {prev}, "
+                    f"so width {stage.width} must be a multiple of {prev}; allowed: {prev}, {2 * prev}, {3 * prev}, ..."
+                )
             prev = stage.width
         last = self.stages[-1]
         if self.head.pool == "token" and not last.is_token_block:

@@ -37,8 +37,8 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
         if isinstance(part, int):
             continue
         field = model.model_fields.get(part)
-        if field is None:
-            break
+        if field is None:  # a key of a dict-valued field (e.g. a layout name): stay on this model
+            continue
         ann = field.annotation
         for arg in (ann, *typing.get_args(ann)):
             if isinstance(arg, type) and issubclass(arg, BaseModel):

@@ -1,0 +1,138 @@
+"""`archsearch` command line: argument parsing, rich output and exit codes, no logic of its own.
+
+Bad input raises `UserError` in the rooms; here it becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import warnings
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from archsearch.errors import UserError
+
+app = typer.Typer(
+    name="archsearch",
+    help="Neural-architecture search for CLIP-style image-text models (MobileCLIP, ViTamin and their mixes).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+# Tables need ~100 columns; below that (pipes default to 80) rich would truncate cells.
+console = Console(width=max(Console().width, 110))
+# timm and open_clip script a few helpers at import; torch 2.14 warns about it on every run.
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
+
+
+def user_errors_exit_2(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            print(f"archsearch: error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+    return wrapper
+
+
+def _runs(items) -> str:
+    """'a, a, a, b' -> 'a x3, b'."""
+    out: list[list] = []
+    for item in items:
+        if out and out[-1][0] == item:
+            out[-1][1] += 1
+        else:
+            out.append([item, 1])
+    return ", ".join(f"{item} x{n}" if n > 1 else item for item, n in out)
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.2f}M"
+
+
+@app.command()
+@user_errors_exit_2
+def describe(
+    arch: str = typer.Argument(..., help="preset name (e.g. mobileclip_s0, ViTamin-S) or path to an arch.yaml/.json"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of tables"),
+) -> None:
+    """Parameters and GMACs per tower, and the stage layout, of a preset or an arch file."""
+    from archsearch.latency.cost import measure_cost
+    from archsearch.spec import resolve_arch
+    from archsearch.spec.arch import layout_summary
+
+    spec, preset = resolve_arch(arch)
+    cost = measure_cost(spec)
+    if as_json:
+        print(json.dumps({"preset": preset, "layout": layout_summary(spec), **cost.to_dict(),
+                          "resolution": spec.resolution, "embed_dim": spec.embed_dim,
+                          "context_length": spec.text.context_length, "spec": spec.to_dict()}))
+        return
+
+    console.print(f"[bold]{preset or arch}[/bold]  {layout_summary(spec)}")
+    towers = Table(title="Cost (inference-time, reparameterized; projection included)")
+    for col in ("tower", "input", "params", "params (train-time)", "GMACs"):
+        towers.add_column(col, justify="right" if col != "tower" else "left")
+    towers.add_row("image", f"{spec.resolution}x{spec.resolution}", _millions(cost.image.params),
+                   _millions(cost.image.params_train), f"{cost.image.macs / 1e9:.2f}")
+    towers.add_row("text", f"{spec.text.context_length} tokens", _millions(cost.text.params),
+                   _millions(cost.text.params_train), f"{cost.text.macs / 1e9:.2f}")
+    console.print(towers)
+
+    stages = Table(title=f"Image stages (stem: {spec.image.stem.kind}, width {spec.image.stem.width})",
+                   box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    for col in ("#", "block", "depth", "width", "downsample", "pos", "norm", "stride"):
+        stages.add_column(col, no_wrap=True)
+    for i, (s, stride) in enumerate(zip(spec.image.stages, spec.image.stage_strides())):
+        block = f"{s.mixer}+{s.mlp} x{s.mlp_ratio:g}" if s.mlp != "none" else f"{s.mixer} x{s.mlp_ratio:g}"
+        block += f", {s.heads} heads" if s.heads else ""
+        stages.add_row(str(i), block, str(s.depth), str(s.width), s.downsample, s.pos,
+                       {"batchnorm": "BN", "layernorm": "LN"}[s.norm], str(stride))
+    console.print(stages)
+    head = spec.image.head
+    final_conv = f"final conv x{head.conv_expand:g}" if head.conv_expand else "no final conv"
+    console.print(f"head: {final_conv}, pool {head.pool}, norm {head.norm}, "
+                  f"projection {spec.image.num_features}->{spec.embed_dim} (bias {head.proj_bias})")
+    t = spec.text
+    console.print(escape(f"text: {len(t.layers)} layers [{_runs(t.layers)}], width {t.width}, heads {t.heads}, "
+                  f"mlp x{t.mlp_ratio:g}, conv kernel {t.conv_kernel}, causal mask {t.causal_mask}, "
+                  f"vocab {t.vocab_size}, context {t.context_length}"))
+
+
+@app.command()
+@user_errors_exit_2
+def spaces(
+    files: Optional[list[str]] = typer.Argument(None, help="space files to check (default: the bundled spaces)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
+) -> None:
+    """List search spaces with their sizes and presets (loading a space validates it)."""
+    from archsearch.space import list_spaces, load_space
+
+    rows = []
+    for path in files or list_spaces():
+        space = load_space(path)
+        rows.append({"name": space.name, "path": str(path), "size": space.size(), "presets": list(space.presets)})
+    if as_json:
+        print(json.dumps({"spaces": rows}))
+        return
+    table = Table(title="Search spaces")
+    for col in ("space", "architectures", "presets", "file"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row["name"], f"{row['size']:,}", ", ".join(row["presets"]), row["path"])
+    console.print(table)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    app(args=argv)
+
+
+if __name__ == "__main__":
+    main()

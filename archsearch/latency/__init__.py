@@ -1,0 +1,1 @@
+"""Latency and cost of architectures, always on the inference-time (reparameterized) model."""
