@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from timm.layers import LayerNorm, LayerNorm2d, Mlp, trunc_normal_
 from timm.models.fastvit import (
     Attention as ConvAttention,
@@ -155,8 +156,8 @@ class ImageTower(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled, normalised features before the projection (timm's `num_classes=0` output)."""
         x = self.final_conv(self.stages(self.stem(x)))
-        if x.ndim == 4:  # NCHW
-            x = x.mean(dim=(2, 3))
+        if x.ndim == 4:  # NCHW; the same op as timm's average pooling, so fvcore counts agree
+            x = F.adaptive_avg_pool2d(x, 1).flatten(1)
         else:
             x = self.norm(x)
             x = x[:, 0] if self.spec.head.pool == "token" else x.mean(dim=1)
