@@ -64,6 +64,7 @@ def test_parameter_names():
     assert params["mci.s3.width_times"] == 2  # `width: {times: [2, 3]}`: the multiplier is the parameter
     assert "mci.s3.width" not in params
     assert "mci.s1.width_times" not in params  # `width: {times: 2}` is no choice
+    assert "text.heads" not in params and "text.head_dim" not in params  # `heads: {head_dim: 64}` is no choice
 
 
 def test_params_of_names_the_field_outside_the_space():
@@ -172,6 +173,24 @@ text:
 """
 
 
+HEAD_DIM = """
+ties: [heads_divide_width]
+resolution: 224
+embed_dim: 32
+image:
+  layouts:
+    vit:
+      stem: {kind: convstem, width: 32}
+      stages:
+        - {depth: 1, width: same, blocks: [{mixer: attention, mlp: mlp, mlp_ratio: 4.0, norm: layernorm, head_dim: 16}]}
+text:
+  width: [32, 48, 96]
+  heads: {head_dim: [16, 24, 32]}   # 24 does not divide 32, 32 does not divide 48
+  conv_kernel: [3, 4]
+  depth: {min: 1, max: 2}
+  mixer: [repmixer1d, attention]
+"""
+
 RELATIVE = """
 resolution: 224
 embed_dim: 32
@@ -222,6 +241,39 @@ def test_relative_widths_round_trip_as_multipliers(tmp_path):
     with pytest.raises(OutsideSpace, match=r"^image\.stages\.2\.width: 64 is outside space 'tiny'; "
                                            r"allowed: 96, 144 \(2\.\.3 step 1 times the input width 48\)$"):
         space.params_of(with_widths(16, 48, 64))  # 4/3 times, which conv_ln allows
+
+
+def test_text_heads_round_trip_as_head_dims(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(HEAD_DIM)
+    space = SearchSpace.from_file(path)
+    params = {"text.width": 48, "text.head_dim": 24, "text.conv_kernel": 3, "text.depth": 1,
+              "text.layer0": "attention"}
+    spec = space.sample(FixedTrial(params))
+    assert (spec.text.width, spec.text.heads) == (48, 2)
+    assert space.params_of(spec) == params
+
+    data = spec.to_dict()
+    data["text"]["heads"] = 4  # head width 12
+    with pytest.raises(OutsideSpace, match=r"^text\.heads: 4 is outside space 'tiny'; "
+                                           r"allowed: 3, 2 \(text width 48 / head_dim 16, 24, 32\)$"):
+        space.params_of(ArchSpec.from_dict(data))
+
+
+def test_text_head_dim_that_does_not_divide_the_width_prunes(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(HEAD_DIM)
+    params = {"text.width": 48, "text.head_dim": 32, "text.conv_kernel": 3, "text.depth": 1,
+              "text.layer0": "attention"}
+    with pytest.raises(PrunedArchitecture) as info:
+        SearchSpace.from_file(path).sample(FixedTrial(params))
+    assert info.value.rule == "heads_divide_width"
+    assert str(info.value) == "tie rule heads_divide_width: text.head_dim 32 does not divide text.width 48"
+    path.write_text(HEAD_DIM.replace("ties: [heads_divide_width]", "ties: []"))
+    with pytest.raises(PrunedArchitecture) as info:  # not rounded to one 48-wide head
+        SearchSpace.from_file(path).sample(FixedTrial(params))
+    assert info.value.rule == "ArchSpec"
+    assert str(info.value).startswith("ArchSpec: text.heads: ")
 
 
 def test_times_one_is_same(tmp_path):
@@ -288,6 +340,8 @@ def _every_sample(space: SearchSpace) -> tuple[list[ArchSpec], set[str]]:
     (IMAGE_HEAVY, {"ArchSpec", "widths_non_decreasing", "heads_divide_width"}),
     (TEXT_HEAVY, {"ArchSpec"}),
     (RELATIVE, {"ArchSpec"}),
+    (HEAD_DIM, {"ArchSpec", "heads_divide_width"}),
+    (HEAD_DIM.replace("ties: [heads_divide_width]", "ties: []"), {"ArchSpec"}),
 ])
 def test_size_matches_brute_force(tmp_path, text, rules):
     path = tmp_path / "tiny.yaml"
@@ -357,6 +411,15 @@ BAD_FILES = {
     "relative width with more keys": (
         _edit(lambda d: _stage(d).update(width={"times": 2, "max": 4})),
         "image.layouts.vit.stages.0.width: a relative width has the one key times; got max, times"),
+    "zero head width": (
+        _edit(lambda d: d["text"].update(heads={"head_dim": [0, 64]})),
+        "text.heads: head_dim: 0 is not a positive integer"),
+    "fractional head width": (
+        _edit(lambda d: d["text"].update(heads={"head_dim": 42.5})),
+        "text.heads: head_dim: 42.5 is not a positive integer"),
+    "head width with more keys": (
+        _edit(lambda d: d["text"].update(heads={"head_dim": 64, "max": 16})),
+        "text.heads: a head width has the one key head_dim; got head_dim, max"),
     "relative width without downsampling": (
         _edit(lambda d: _stage(d).update(width={"times": [1, 2]})),
         "image.layouts.vit.stages.0.width: downsample 'none' keeps the input width; allowed: same"),
@@ -393,6 +456,10 @@ BAD_FILES = {
         _edit(lambda d: d.update(presets=["MobileCLIP-B", "vitamin_s"])),
         "presets.1: vitamin_s is not a member: image: a vitamin stem with 3 stages is outside space 'bad'; "
         "allowed: vit: convstem stem with 1 stage"),
+    "preset head width not a member": (
+        _edit(lambda d: d["text"].update(heads={"head_dim": [32, 128]})),
+        "presets.0: mobileclip_b is not a member: text.heads: 8 is outside space 'bad'; "
+        "allowed: 16, 4 (text width 512 / head_dim 32, 128)"),
     "preset field not a member": (
         _edit(lambda d: d["text"].update(causal_mask=False)),
         "presets.0: mobileclip_b is not a member: text.causal_mask: true is outside space 'bad'; allowed: false"),

@@ -6,12 +6,14 @@ parse into the same value object, so the sampler, `params_of` and the counter tr
 alike; only fields with more than one value become Optuna parameters.
 
 A stage width may also be relative to the stage's input width (`width: {times: [2, 3]}`, or
-`same`); see `Times`.
+`same`), see `Times`, and the text heads relative to the text width (`heads: {head_dim: 64}`),
+see `HeadDim`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Annotated, Any, Callable, get_args
 
 from pydantic import PlainValidator
@@ -177,18 +179,81 @@ def stage_widths(width: Choices | Times, input_width: int) -> Choices | Multiple
     return Multiples(width.multipliers, input_width) if isinstance(width, Times) else width
 
 
+def _relative(raw: Any, key: str, what: str) -> Choices | None:
+    """The positive integers under `key` of a relative value written `{key: ...}`, or None if
+    `raw` is not one (then it is absolute choices)."""
+    if not (isinstance(raw, dict) and key in raw):
+        return None
+    if len(raw) > 1:
+        raise ValueError(f"{what} has the one key {key}; got {', '.join(map(str, raw))}")
+    try:
+        return parse_choices(raw[key], positive_int)
+    except ValueError as exc:
+        raise ValueError(f"{key}: {exc}") from None
+
+
 def _parse_width(raw: Any) -> Choices | Times:
     if raw == "same":
         return SAME
-    if not (isinstance(raw, dict) and "times" in raw):
-        return parse_choices(raw, positive_int)
-    if len(raw) > 1:
-        raise ValueError(f"a relative width has the one key times; got {', '.join(map(str, raw))}")
-    try:
-        return Times(parse_choices(raw["times"], positive_int))
-    except ValueError as exc:
-        raise ValueError(f"times: {exc}") from None
+    multipliers = _relative(raw, "times", "a relative width")
+    return parse_choices(raw, positive_int) if multipliers is None else Times(multipliers)
 
 
 # A stage width: absolute choices, multiples of its input width (`{times: ...}`) or `same`.
 WidthChoices = Annotated[Choices | Times, PlainValidator(_parse_width)]
+
+
+@dataclass(frozen=True)
+class HeadDim:
+    """The text heads given by their width, written `heads: {head_dim: [32, 64]}`: heads = text
+    width / head_dim. Absolute head counts combine with every text width, and those that do not
+    divide it are pruned; a head width keeps the heads whole for every width it divides."""
+
+    head_dims: Choices
+
+
+@dataclass(frozen=True)
+class HeadCounts:
+    """The heads that `HeadDim` offers a text tower `width` wide. Optuna samples the head_dim,
+    whose distribution stays the same while the width varies between trials."""
+
+    head_dims: Choices
+    width: int
+
+    @property
+    def values(self) -> tuple:
+        """The whole head counts: only these make members of the space."""
+        return tuple(self.width // d for d in self.head_dims.values if self.width % d == 0)
+
+    @property
+    def is_param(self) -> bool:
+        return self.head_dims.is_param
+
+    def suggest(self, trial, name: str) -> int | Fraction:
+        """width / head_dim, exactly: a Fraction when head_dim does not divide the width, which
+        the heads_divide_width rule prunes and ArchSpec rejects, so no trial rounds it to a
+        head width outside the space."""
+        heads = Fraction(self.width, self.head_dims.suggest(trial, name))
+        return int(heads) if heads.denominator == 1 else heads
+
+    def param_of(self, value: int) -> int:
+        """The head_dim; exact, as `params_of` first checks that `value` is among `values`."""
+        return self.width // value
+
+    def describe(self) -> str:
+        heads = ", ".join(map(str, self.values)) or "none"
+        return f"{heads} (text width {self.width} / head_dim {self.head_dims.describe()})"
+
+
+def text_heads(heads: Choices | HeadDim, width: int) -> Choices | HeadCounts:
+    """The text heads choices once the text width is known."""
+    return HeadCounts(heads.head_dims, width) if isinstance(heads, HeadDim) else heads
+
+
+def _parse_heads(raw: Any) -> Choices | HeadDim:
+    head_dims = _relative(raw, "head_dim", "a head width")
+    return parse_choices(raw, positive_int) if head_dims is None else HeadDim(head_dims)
+
+
+# The text heads: absolute choices or the width of a head (`{head_dim: ...}`).
+HeadsChoices = Annotated[Choices | HeadDim, PlainValidator(_parse_heads)]

@@ -15,12 +15,13 @@ tests/test_space.py keeps the count equal to what `sample` accepts.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from functools import lru_cache
 from itertools import product
 
 from pydantic import BaseModel, ValidationError
 
-from archsearch.space.choices import stage_widths
+from archsearch.space.choices import stage_widths, text_heads
 from archsearch.space.schema import TEXT_FIELDS, LayoutChoices, SpaceFile, TextChoices
 from archsearch.spec.arch import (
     DOWNSAMPLE_STRIDE, STEM_STRIDE, ImageHeadSpec, ImageTowerSpec, StageSpec, StemSpec, TextTowerSpec,
@@ -86,9 +87,18 @@ def _count_layout(layout: LayoutChoices, resolution: int, non_decreasing: bool) 
 
 def _count_text(text: TextChoices) -> int:
     """Valid tower-wide settings (validated on a one-layer tower) times the layer sequences."""
-    settings = product(*(getattr(text, f).values for f in TEXT_FIELDS))
-    valid = sum(_text_valid(dict(zip(TEXT_FIELDS, combo)), text.mixer.values[0]) for combo in settings)
+    valid = sum(_text_valid(settings, text.mixer.values[0]) for settings in _text_settings(text))
     return valid * sum(len(text.mixer.values) ** depth for depth in text.depth.values)
+
+
+def _text_settings(text: TextChoices) -> Iterator[dict]:
+    """Every assignment of the tower-wide text fields. Heads given by their width offer only the
+    whole head counts of each width; a head_dim that does not divide it builds nothing."""
+    others = [f for f in TEXT_FIELDS if f != "heads"]
+    for combo in product(*(getattr(text, f).values for f in others)):
+        settings = dict(zip(others, combo))
+        for heads in text_heads(text.heads, settings["width"]).values:
+            yield {**settings, "heads": heads}
 
 
 def _text_valid(settings: dict, mixer: str) -> bool:

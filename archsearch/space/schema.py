@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from archsearch.space.choices import (
-    SAME, Choices, Times, WidthChoices, boolean, choices_of, non_negative_float, one_of, positive_float,
-    positive_int,
+    SAME, Choices, HeadsChoices, Times, WidthChoices, boolean, choices_of, non_negative_float, one_of,
+    positive_float, positive_int,
 )
 from archsearch.space.ties import TieRule
 from archsearch.spec.arch import (
@@ -176,7 +176,7 @@ class TextChoices(_Strict):
     vocab_size: Ints = _default(TextTowerSpec, "vocab_size")
     context_length: Ints = _default(TextTowerSpec, "context_length")
     width: Ints
-    heads: Ints
+    heads: HeadsChoices
     mlp_ratio: Floats = _default(TextTowerSpec, "mlp_ratio")
     causal_mask: Bools = _default(TextTowerSpec, "causal_mask")
     conv_kernel: Ints = _default(TextTowerSpec, "conv_kernel")

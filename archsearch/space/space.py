@@ -13,7 +13,8 @@ Parameter names (only fields with more than one choice become parameters):
   ``L.s<i>.downsample``, ``L.s<i>.width`` (or ``L.s<i>.width_times``, the multiplier of the input
   width, for a width given relative to it), ``L.s<i>.block`` (e.g. ``attention_geglu``),
   ``L.s<i>.<block>.<field>`` for mlp_ratio/pos/norm/head_dim, ``L.head.<field>``
-- ``text.<field>``, ``text.depth``, ``text.layer<i>`` for each layer i < depth
+- ``text.<field>`` (``text.head_dim`` rather than ``text.heads`` for heads given by their width),
+  ``text.depth``, ``text.layer<i>`` for each layer i < depth
 
 Prefixing by layout and block keeps a name's distribution the same in every trial.
 """
@@ -27,7 +28,7 @@ import optuna
 from pydantic import ValidationError
 
 from archsearch.errors import SpecError, UserError
-from archsearch.space.choices import Choices, Multiples, Times, show, stage_widths
+from archsearch.space.choices import Choices, HeadCounts, HeadDim, Multiples, Times, show, stage_widths, text_heads
 from archsearch.space.count import count_space
 from archsearch.space.schema import BLOCK_FIELDS, TEXT_FIELDS, LayoutChoices, SpaceFile, block_id
 from archsearch.space.ties import TIE_RULES
@@ -36,7 +37,7 @@ from archsearch.spec.io import format_validation_error, read_mapping
 from archsearch.spec.presets import get_preset, resolve_preset_name
 
 # (parameter name, its choices, the ArchSpec field it decides) -> the chosen value
-Pick = Callable[[str, Choices | Multiples, str], Any]
+Pick = Callable[[str, Choices | Multiples | HeadCounts, str], Any]
 
 
 class PrunedArchitecture(optuna.TrialPruned):
@@ -122,8 +123,13 @@ class SearchSpace:
         return {"stem": stem, "stages": stages, "head": head}
 
     def _assemble_text(self, pick: Pick) -> dict:
-        text = self.file.text
-        chosen = {f: pick(f"text.{f}", getattr(text, f), f"text.{f}") for f in TEXT_FIELDS}
+        text, chosen = self.file.text, {}
+        for f in TEXT_FIELDS:
+            if f == "heads":  # after the width, which heads given by their width divide
+                name = "text.head_dim" if isinstance(text.heads, HeadDim) else "text.heads"
+                chosen[f] = pick(name, text_heads(text.heads, chosen["width"]), "text.heads")
+            else:
+                chosen[f] = pick(f"text.{f}", getattr(text, f), f"text.{f}")
         depth = pick("text.depth", text.depth, "text.depth")
         chosen["layers"] = [pick(f"text.layer{i}", text.mixer, f"text.layers.{i}") for i in range(depth)]
         return chosen

@@ -4,6 +4,7 @@ broken, so that a pruned trial and a rejected spec say which fields broke it."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Callable, Literal
 
 TieRule = Literal["widths_non_decreasing", "heads_divide_width"]
@@ -26,6 +27,8 @@ def heads_divide_width(arch: dict) -> str | None:
         if stage["head_dim"] and stage["width"] % stage["head_dim"]:
             return f"image.stages.{i}.head_dim {stage['head_dim']} does not divide width {stage['width']}"
     text = arch["text"]
+    if isinstance(text["heads"], Fraction):  # width / head_dim for a head_dim that does not divide the width
+        return f"text.head_dim {text['width'] / text['heads']} does not divide text.width {text['width']}"
     if text["width"] % text["heads"]:
         return f"text.heads {text['heads']} does not divide text.width {text['width']}"
     return None
