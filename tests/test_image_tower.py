@@ -74,3 +74,9 @@ def test_head_dim_other_than_timms_32_is_honoured():
     tower = build_image_tower(MIXES["mbconv+convattn"])
     attention = tower.stages[1][1].blocks[0].token_mixer
     assert attention.head_dim == 64 and attention.num_heads == 1
+    # Widths that 32 does not divide build too (timm's block alone would assert).
+    narrow = _small([dict(REP, width=24), {"depth": 1, "width": 48, "mixer": "attention", "mlp": "convffn",
+                                           "mlp_ratio": 3.0, "downsample": "patch_embed", "pos": "repcpe",
+                                           "head_dim": 24}], stem_width=24)
+    block = build_image_tower(narrow).stages[1][1].blocks[0].token_mixer
+    assert block.head_dim == 24 and block.num_heads == 2

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 from rich.markup import escape
 from rich.table import Table
 
@@ -104,6 +105,64 @@ def describe(
     console.print(escape(f"text: {len(t.layers)} layers [{_runs(t.layers)}], width {t.width}, heads {t.heads}, "
                   f"mlp x{t.mlp_ratio:g}, conv kernel {t.conv_kernel}, causal mask {t.causal_mask}, "
                   f"vocab {t.vocab_size}, context {t.context_length}"))
+
+
+class _MeasureByDefault(TyperGroup):
+    """`archsearch latency NAME` measures; `archsearch latency build-table` is a subcommand."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["measure", *args]
+        return super().parse_args(ctx, args)
+
+
+latency_app = typer.Typer(cls=_MeasureByDefault, no_args_is_help=True,
+                          help="Measured latency of the folded towers (and the per-device lookup table).")
+app.add_typer(latency_app, name="latency")
+
+
+def _cpu_list(text: Optional[str]) -> Optional[list[int]]:
+    if text is None:
+        return None
+    try:
+        return sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise UserError(f"--pin: {text!r} is not a comma-separated list of CPU numbers, e.g. 0,1") from None
+
+
+@latency_app.command("measure")
+@user_errors_exit_2
+def latency_measure(
+    arch: str = typer.Argument(..., help="preset name or path to an arch.yaml/.json"),
+    backend: str = typer.Option("torch-cpu", help="torch-cpu, torch-cuda, onnxruntime-cpu or coreml"),
+    batch: int = typer.Option(1, help="batch size of both towers"),
+    threads: Optional[int] = typer.Option(None, help="threads (default: every CPU available)"),
+    pin: Optional[str] = typer.Option(None, help="pin the measurement to these CPUs, e.g. 0,1"),
+    fresh_process: bool = typer.Option(False, "--subprocess", help="measure in a fresh Python process"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Median latency of the image and text towers, folded, at the spec's resolution and context length."""
+    from archsearch.latency.cost import measure_cost
+    from archsearch.latency.measure import measure_latency
+    from archsearch.spec import resolve_arch
+
+    spec, preset = resolve_arch(arch)
+    result = measure_latency(spec, backend, batch, threads, _cpu_list(pin), fresh_process)
+    cost = measure_cost(spec)
+    if as_json:
+        print(json.dumps({"preset": preset, **result.to_dict(), **cost.to_dict()}))
+        return
+    table = Table(title=f"{preset or arch}: {result.backend} on {result.device}, batch {result.batch}, "
+                        f"{result.threads} threads")
+    for col in ("tower", "median ms", "IQR ms", "CV", "runs", "params", "GMACs"):
+        table.add_column(col, justify="right" if col != "tower" else "left")
+    for tower, stats, tower_cost in (("image", result.image, cost.image), ("text", result.text, cost.text)):
+        table.add_row(tower, f"{stats.median_ms:.2f}", f"{stats.iqr_ms:.2f}", f"{stats.cv:.1%}",
+                      f"{stats.runs}{'' if stats.settled else ' (unsettled)'}", _millions(tower_cost.params),
+                      f"{tower_cost.macs / 1e9:.2f}")
+    table.add_row("total", f"{result.total_ms:.2f}", "", "", "", "", "")
+    console.print(table)
+    console.print(f"device fingerprint {result.fingerprint['id']}")
 
 
 @app.command()

@@ -9,13 +9,14 @@ feature maps; a transformer stage flattens to tokens inside and keeps them only 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import partial
 
 import torch
 import torch.nn.functional as F
 from timm.layers import LayerNorm, LayerNorm2d, Mlp, trunc_normal_
+from timm.models import fastvit
 from timm.models.fastvit import (
-    Attention as ConvAttention,
     FastVitStage,
     MobileOneBlock,
     PatchEmbed,
@@ -111,16 +112,25 @@ def build_stage_body(spec: StageSpec, in_width: int, grid: tuple[int, int], clas
     if spec.is_token_block:
         return TokenStage(spec, grid, class_token=class_token, keep_tokens=last)
     # RepMixer or conv-style attention: timm's FastVitStage with its downsampling done outside.
-    stage = FastVitStage(
+    with _fastvit_attention_head_dim(spec.head_dim or 32):
+        return FastVitStage(
         dim=spec.width, dim_out=spec.width, depth=spec.depth, token_mixer_type=spec.mixer, downsample=False,
         pos_emb_layer=partial(RepConditionalPosEnc, spatial_shape=REPCPE_KERNEL) if spec.pos == "repcpe" else None,
         kernel_size=REPMIXER_KERNEL, mlp_ratio=spec.mlp_ratio, act_layer=nn.GELU, drop_path_rate=[0.0] * spec.depth,
-        norm_layer=CONV_ATTENTION_NORMS[spec.norm], layer_scale_init_value=LAYER_SCALE_INIT, lkc_use_act=True,
-    )
-    if spec.mixer == "attention" and spec.head_dim != 32:  # timm's AttentionBlock hard-codes 32
-        for block in stage.blocks:
-            block.token_mixer = ConvAttention(spec.width, head_dim=spec.head_dim)
-    return stage
+            norm_layer=CONV_ATTENTION_NORMS[spec.norm], layer_scale_init_value=LAYER_SCALE_INIT, lkc_use_act=True,
+        )
+
+
+@contextmanager
+def _fastvit_attention_head_dim(head_dim: int):
+    """timm's FastViT AttentionBlock builds `Attention(dim)` with its default head width of 32 (and
+    asserts that 32 divides the width); give it the spec's head width while the stage is built."""
+    original = fastvit.Attention
+    fastvit.Attention = partial(original, head_dim=head_dim)
+    try:
+        yield
+    finally:
+        fastvit.Attention = original
 
 
 class ImageTower(nn.Module):

@@ -1,0 +1,117 @@
+"""Latency measurement: the timing protocol, backends, fresh-process runs and bad input."""
+
+import itertools
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from archsearch.errors import UserError
+from archsearch.latency.measure import available_cpus, measure_latency
+from archsearch.latency.timing import TimingProtocol, summarise, time_until_settled
+from archsearch.spec import ArchSpec
+
+QUICK = TimingProtocol(warmup=1, min_runs=4, round_size=2, max_runs=8, max_seconds=30)
+TINY = ArchSpec.from_dict({
+    "resolution": 64, "embed_dim": 16,
+    "image": {"stem": {"kind": "mobileone", "width": 16},
+              "stages": [{"depth": 1, "width": 16, "mixer": "repmixer", "mlp": "convffn", "mlp_ratio": 3.0},
+                         {"depth": 1, "width": 32, "mixer": "attention", "mlp": "convffn", "mlp_ratio": 3.0,
+                          "downsample": "patch_embed", "pos": "repcpe", "head_dim": 16}],
+              "head": {"conv_expand": 2.0}},
+    "text": {"width": 32, "heads": 2, "layers": ["repmixer1d", "attention"], "vocab_size": 500,
+             "context_length": 16},
+})
+
+
+def test_settles_when_a_round_no_longer_moves_the_median():
+    samples = itertools.cycle([10.0, 10.2, 9.8, 10.0])
+    stats = time_until_settled(lambda: next(samples), TimingProtocol(warmup=2, min_runs=8, round_size=4))
+    assert stats.settled and stats.runs == 8 and stats.median_ms == pytest.approx(10.0)
+    assert stats.warmup == 2
+
+
+def test_gives_up_at_the_budget_and_says_so():
+    drifting = itertools.count(1.0)  # every run slower than the last: never settles
+    stats = time_until_settled(lambda: float(next(drifting)), TimingProtocol(warmup=0, min_runs=4, round_size=5,
+                                                                             max_runs=20, rel_tol=0.001))
+    assert not stats.settled and stats.runs == 20
+
+
+def test_summary_statistics():
+    stats = summarise([1.0, 2.0, 3.0, 4.0, 5.0], warmup=0, settled=True)
+    assert stats.median_ms == 3.0 and stats.iqr_ms == 2.0
+    assert stats.cv == pytest.approx(1.5811388 / 3.0)
+
+
+@pytest.mark.parametrize("backend", ["torch-cpu", "onnxruntime-cpu"])
+def test_measures_both_towers(backend):
+    result = measure_latency(TINY, backend=backend, threads=1, protocol=QUICK).to_dict()
+    assert result["image_ms"] > 0 and result["text_ms"] > 0
+    assert result["total_ms"] == pytest.approx(result["image_ms"] + result["text_ms"])
+    assert result["backend"] == backend and result["threads"] == 1 and result["batch"] == 1
+    assert result["image"]["runs"] >= QUICK.min_runs
+    fingerprint = result["fingerprint"]
+    assert fingerprint["threads"] == 1 and fingerprint["backend"] == backend and len(fingerprint["id"]) == 12
+    assert fingerprint["libraries"]["torch"].startswith("2.14")
+
+
+def test_fresh_process_and_pinning():
+    cpu = available_cpus()[0]
+    result = measure_latency(TINY, batch=2, pin=[cpu], fresh_process=True, protocol=QUICK)
+    assert result.pinned_cpus == (cpu,) and result.threads == 1 and result.batch == 2
+    assert result.image.median_ms > 0
+
+
+def test_fingerprint_id_keys_on_what_changes_latency():
+    from archsearch.latency.fingerprint import device_fingerprint
+    assert device_fingerprint("torch-cpu", 1)["id"] == device_fingerprint("torch-cpu", 1)["id"]
+    assert device_fingerprint("torch-cpu", 1)["id"] != device_fingerprint("torch-cpu", 2)["id"]
+    assert device_fingerprint("torch-cpu", 1)["id"] != device_fingerprint("onnxruntime-cpu", 1)["id"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"backend": "tpu"}, "--backend: unknown backend 'tpu'; allowed: torch-cpu, torch-cuda, onnxruntime-cpu, coreml"),
+    ({"batch": 0}, "--batch: 0 is not a positive integer"),
+    ({"threads": 999}, "--threads: 999 is outside 1.."),
+    ({"pin": [999]}, "--pin: CPUs [999] are not available"),
+])
+def test_bad_options(kwargs, message):
+    with pytest.raises(UserError, match=__import__("re").escape(message)):
+        measure_latency(TINY, **kwargs)
+
+
+@pytest.mark.skipif(platform.system() == "Darwin", reason="Core ML runs on macOS")
+def test_coreml_needs_macos_elsewhere():
+    with pytest.raises(UserError, match="coreml needs macOS"):
+        measure_latency(TINY, backend="coreml")
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU is present")
+def test_cuda_needs_a_gpu():
+    with pytest.raises(UserError, match="torch-cuda needs a CUDA GPU"):
+        measure_latency(TINY, backend="torch-cuda")
+
+
+ARCHSEARCH = shutil.which("archsearch", path=str(Path(sys.executable).parent)) or "archsearch"
+
+
+def test_cli_json_and_bad_input(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY.to_dict()))
+    ok = subprocess.run([ARCHSEARCH, "latency", "tiny.yaml", "--threads", "1", "--json"], cwd=tmp_path,
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    data = json.loads(ok.stdout)
+    assert {"image_ms", "text_ms", "total_ms", "cv", "backend", "device", "image_gmacs", "text_params"} <= set(data)
+    for args, message in [(["--backend", "coreml"], "coreml needs macOS"), (["--batch", "-1"], "--batch: -1"),
+                          (["--pin", "x"], "--pin: 'x' is not a comma-separated list")]:
+        if "coreml" in args and platform.system() == "Darwin":
+            continue
+        bad = subprocess.run([ARCHSEARCH, "latency", "tiny.yaml", *args], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=300)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr
