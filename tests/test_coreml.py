@@ -245,7 +245,7 @@ def test_core_ml_outputs_match_torch(name, precision, tolerance, tmp_path):
 
 # --- every preset, both towers (slow: minutes, GBs of memory for the largest) ----------------
 
-@pytest.mark.slow
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("tower", ["image", "text"])
 @pytest.mark.parametrize("preset", preset_names())
 def test_every_preset_converts(preset, tower, tmp_path):
