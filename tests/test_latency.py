@@ -115,3 +115,18 @@ def test_cli_json_and_bad_input(tmp_path):
         bad = subprocess.run([ARCHSEARCH, "latency", "tiny.yaml", *args], cwd=tmp_path, capture_output=True,
                              text=True, timeout=300)
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr
+
+
+def test_cli_build_table_on_a_tiny_space(tmp_path):
+    import test_latency_table
+
+    (tmp_path / "tiny.yaml").write_text(test_latency_table.TINY_SPACE)
+    done = subprocess.run([ARCHSEARCH, "latency", "build-table", "--space", "tiny.yaml", "--archs", "1",
+                           "--threads", "1", "--cache-dir", "tables", "--json"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    table = json.loads(Path(summary["path"]).read_text())
+    assert Path(summary["path"]).parent == tmp_path / "tables"
+    assert summary["units"] == len(table["units"]) > 0
+    assert Path(summary["path"]).name.startswith(summary["fingerprint"])

@@ -9,6 +9,7 @@ import functools
 import json
 import sys
 import warnings
+from pathlib import Path
 from typing import Callable, Optional
 
 import typer
@@ -163,6 +164,34 @@ def latency_measure(
     table.add_row("total", f"{result.total_ms:.2f}", "", "", "", "", "")
     console.print(table)
     console.print(f"device fingerprint {result.fingerprint['id']}")
+
+
+@latency_app.command("build-table")
+@user_errors_exit_2
+def latency_build_table(
+    space: str = typer.Option("hybrid", help="space name or file whose architectures' blocks are timed"),
+    archs: int = typer.Option(30, "--archs", help="architectures sampled from the space (plus its presets)"),
+    seed: int = typer.Option(0, help="sampling seed"),
+    backend: str = typer.Option("torch-cpu", help="torch-cpu, torch-cuda, onnxruntime-cpu or coreml"),
+    batch: int = typer.Option(1, help="batch size"),
+    threads: Optional[int] = typer.Option(None, help="threads (default: every CPU available)"),
+    cache_dir: str = typer.Option("runs/latency_tables", help="where tables live, one per device fingerprint"),
+    cache_policy: str = typer.Option("auto", help="auto, warm or cold unit timings"),
+    rebuild: bool = typer.Option(False, help="re-measure instead of extending this device's table"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Time every distinct block of sampled architectures once: the per-device lookup table."""
+    from archsearch.latency.table import build_table
+
+    table = build_table(space=space, n_archs=archs, seed=seed, backend=backend, batch=batch, threads=threads,
+                        cache_dir=cache_dir, include_presets=True, rebuild=rebuild, cache_policy=cache_policy,
+                        progress=None if as_json else console.print)
+    summary = {"path": str(Path(table.path).resolve()), "units": len(table.units), "fingerprint": table.fingerprint["id"],
+               "overhead_ms": table.overhead_ms}
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        console.print(f"{summary['units']} units timed; table {summary['path']}")
 
 
 @app.command()
