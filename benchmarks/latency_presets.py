@@ -22,7 +22,8 @@ from pathlib import Path
 import timm
 import torch
 
-from archsearch.latency.cost import count_macs, example_images, measure_cost
+from archsearch.latency.backends import get_backend
+from archsearch.latency.cost import example_images, measure_cost
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.latency.measure import measure_latency
 from archsearch.latency.timing import TimingProtocol, time_until_settled
@@ -46,15 +47,7 @@ def matmul_peak_gflops(threads: int, size: int = 2048, seconds: float = 3.0) -> 
 
 
 def _time_module(module, x, threads: int, protocol: TimingProtocol) -> float:
-    torch.set_num_threads(threads)
-    module = module.eval()
-
-    def run() -> float:
-        with torch.inference_mode():
-            start = time.perf_counter()
-            module(x)
-            return (time.perf_counter() - start) * 1e3
-    return time_until_settled(run, protocol).median_ms
+    return time_until_settled(get_backend("torch-cpu").prepare(module, x, threads, "image"), protocol).median_ms
 
 
 def measure_preset(name: str, repeats: int, threads: int, peak: float, protocol: TimingProtocol) -> dict:
