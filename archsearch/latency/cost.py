@@ -7,7 +7,7 @@ sequence at its context length, with the fused-attention handles of `archsearch.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -57,9 +57,6 @@ class ArchCost:
             "image_params_train": self.image.params_train, "text_params_train": self.text.params_train,
             "image_gmacs": self.image.macs / 1e9, "text_gmacs": self.text.macs / 1e9,
         }
-
-    def as_json(self) -> dict:
-        return {"image": asdict(self.image), "text": asdict(self.text)}
 
 
 def measure_cost(spec: ArchSpec) -> ArchCost:

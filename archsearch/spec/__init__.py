@@ -1,7 +1,7 @@
 """ArchSpec and its presets: pure data, no torch."""
 
 from archsearch.spec.arch import (
-    MIXERS, MLP_KINDS, TEXT_MIXERS, ArchSpec, ImageHeadSpec, ImageTowerSpec, StageSpec, StemSpec, TextTowerSpec,
+    ArchSpec, ImageHeadSpec, ImageTowerSpec, StageSpec, StemSpec, TextTowerSpec,
 )
 from archsearch.spec.io import dump_spec, load_spec, resolve_arch, save_spec, spec_from_mapping
 from archsearch.spec.presets import (
@@ -10,7 +10,6 @@ from archsearch.spec.presets import (
 
 __all__ = [
     "ArchSpec", "ImageHeadSpec", "ImageTowerSpec", "StageSpec", "StemSpec", "TextTowerSpec",
-    "MIXERS", "MLP_KINDS", "TEXT_MIXERS",
     "dump_spec", "load_spec", "resolve_arch", "save_spec", "spec_from_mapping",
     "get_preset", "open_clip_reference", "preset_names", "preset_of", "resolve_preset_name", "timm_reference",
 ]

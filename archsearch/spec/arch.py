@@ -33,10 +33,6 @@ StemKind = Literal["mobileone", "vitamin", "convstem"]
 Pool = Literal["avg", "token"]
 TextMixer = Literal["repmixer1d", "attention"]
 
-MIXERS: tuple[str, ...] = Mixer.__args__
-MLP_KINDS: tuple[str, ...] = MlpKind.__args__
-TEXT_MIXERS: tuple[str, ...] = TextMixer.__args__
-
 # Output stride of each stem and the stride added by each stage downsampling.
 STEM_STRIDE = {"mobileone": 4, "vitamin": 2, "convstem": 16}
 DOWNSAMPLE_STRIDE = {"none": 1, "patch_embed": 2, "patch_embed_se": 2, "conv_ln": 2, "strided_block": 2}
