@@ -218,6 +218,37 @@ def spaces(
     console.print(table)
 
 
+@app.command("reinforce")
+@user_errors_exit_2
+def reinforce_command(
+    data: str = typer.Option(..., "--data", help="source: embedded dataset, image folder or WebDataset shards"),
+    teachers: list[str] = typer.Option(..., "--teachers", help="teacher reference; repeat for an ensemble"),
+    augmentations: int = typer.Option(10, "--augmentations", help="augmented views stored per sample"),
+    synthetic_captions: int = typer.Option(5, "--synthetic-captions", help="synthetic captions per sample"),
+    out: str = typer.Option(..., "--out", help="store directory (created, or resumed if it exists)"),
+    shard: str = typer.Option("0/1", "--shard", help="build shard i of N (contiguous slices of the source), e.g. 3/8"),
+    seed: int = typer.Option(0, help="seed of the views and captions (per sample, so shards agree)"),
+    batch_size: int = typer.Option(32, "--batch-size", help="samples per teacher batch and per commit"),
+    captioner: str = typer.Option("procedural", "--captioner", help="synthetic-caption writer reference"),
+    flip: float = typer.Option(0.0, "--flip", help="probability of a left-right flip per view"),
+    device: str = typer.Option("cpu", "--device", help="where teachers and captioner run, e.g. cpu or cuda"),
+) -> None:
+    """Reinforce a dataset (MobileCLIP's DataCompDR): store views, synthetic captions and teacher embeddings."""
+    from archsearch.data.augment import AugmentConfig
+    from archsearch.data.captioners import load_captioner
+    from archsearch.data.readers import open_source
+    from archsearch.data.reinforce import parse_shard, reinforce
+    from archsearch.data.teachers import load_teacher
+
+    shard_index, augment = parse_shard(shard), AugmentConfig(flip=flip)  # bad flags fail before loading models
+    source = open_source(data)
+    teacher_list = [load_teacher(ref, device) for ref in teachers]
+    report = reinforce(source, teacher_list, load_captioner(captioner, device), augmentations, synthetic_captions,
+                       out, shard=shard_index, seed=seed, batch_size=batch_size, augment=augment, progress=True)
+    console.print(f"shard {shard_index[0]}/{shard_index[1]}: {report.completed} of {report.shard_size} samples in "
+                  f"{escape(str(Path(out).resolve()))} ({report.processed} now, {report.samples_per_second:.1f} samples/s)")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     app(args=argv)
 

@@ -1,0 +1,1 @@
+"""Data: embedded scenes, real-data readers, teachers, captioners and the reinforced store."""
