@@ -249,6 +249,113 @@ def reinforce_command(
                   f"{escape(str(Path(out).resolve()))} ({report.processed} now, {report.samples_per_second:.1f} samples/s)")
 
 
+@app.command("proxy")
+@user_errors_exit_2
+def proxy_command(
+    arch: str = typer.Argument(..., help="preset name or path to an arch.yaml/.json (the full-size spec)"),
+    recipe: str = typer.Option("cpu-tiny", "--recipe", help="recipe name in proxies/ or a path to one"),
+    wandb: str = typer.Option("offline", "--wandb", help="online, offline or disabled"),
+    out: Optional[Path] = typer.Option(None, "--out", help="logs directory (default runs/proxy/<arch>-<recipe>)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Train the proxy of one architecture on the recipe's reinforced data and score it zero-shot."""
+    from archsearch.proxy.module import NonFiniteLoss
+    from archsearch.proxy.recipe import load_recipe
+    from archsearch.proxy.run import run_proxy
+    from archsearch.spec import resolve_arch
+    from archsearch.spec.arch import layout_summary
+
+    if wandb not in ("online", "offline", "disabled"):
+        raise UserError(f"--wandb: {wandb!r} is not a wandb mode; allowed: online, offline, disabled")
+    spec, preset = resolve_arch(arch)
+    loaded = load_recipe(recipe)
+    out = out or Path("runs/proxy") / f"{preset or Path(arch).stem}-{loaded.name}"
+    try:
+        result = run_proxy(spec, loaded, wandb=wandb, out_dir=out, progress=not as_json)
+    except NonFiniteLoss as exc:
+        if as_json:
+            print(json.dumps({"preset": preset, "status": "failed", "reason": str(exc)}))
+        print(f"archsearch: proxy run failed: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps({"preset": preset, "status": "ok", **result}))
+        return
+    proxy_spec = spec.from_dict(result["proxy_arch"])
+    table = Table(title=f"{preset or arch} on {loaded.name}: proxy {layout_summary(proxy_spec)}")
+    for col in ("zero-shot top-1", "I->T R@1", "T->I R@1", "I->T R@5", "T->I R@5", "steps", "train s", "images/s"):
+        table.add_column(col, justify="right")
+    table.add_row(*(f"{result[k]:.1f}" for k in ("zeroshot_top1", "i2t_r1", "t2i_r1", "i2t_r5", "t2i_r5")),
+                  str(result["steps"]), f"{result['train_seconds']:.1f}", f"{result['images_per_second']:.0f}")
+    console.print(table)
+
+
+@app.command("teach")
+@user_errors_exit_2
+def teach_command(
+    recipe: str = typer.Option("cpu-tiny", "--recipe", help="recipe whose teachers to train"),
+    force: bool = typer.Option(False, "--force", help="retrain teachers that already exist"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Train the recipe's K teachers (different seeds) on its data, into runs/teachers/."""
+    from archsearch.data.teachers import load_teacher
+    from archsearch.proxy.recipe import load_recipe
+    from archsearch.proxy.teach import teach
+
+    dirs = teach(load_recipe(recipe), progress=not as_json, force=force)
+    teachers = [(d, load_teacher(str(d))) for d in dirs]
+    rows = [{"dir": str(d), "id": t.id, "embed_dim": t.embed_dim, "image_size": t.image_size,
+             **{k: t.meta.get("metrics", {}).get(k) for k in ("zeroshot_top1", "i2t_r1", "t2i_r1")}}
+            for d, t in teachers]
+    if as_json:
+        print(json.dumps({"teachers": rows}))
+        return
+    table = Table(title=f"teachers of {recipe}")
+    for col in ("teacher", "id", "zero-shot top-1", "I->T R@1", "T->I R@1"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(escape(row["dir"]), escape(row["id"]),
+                      *(f"{row[k]:.1f}" if row[k] is not None else "-" for k in ("zeroshot_top1", "i2t_r1", "t2i_r1")))
+    console.print(table)
+
+
+@app.command("export")
+@user_errors_exit_2
+def export_command(
+    arch: str = typer.Argument(..., help="preset name or path to an arch.yaml/.json"),
+    out: str = typer.Option(..., "--out", help="export directory (created; must be new or empty)"),
+    fmt: str = typer.Option("all", "--format", help="all, openclip, lightning or coreml (arch.yaml and README always)"),
+    force: bool = typer.Option(False, "--force", help="replace an earlier export in --out"),
+) -> None:
+    """Export an architecture for full training: arch.yaml, OpenCLIP config, train.yaml, Core ML, README."""
+    from archsearch.export.writer import check_target, write_export
+    from archsearch.spec import resolve_arch
+
+    spec, preset = resolve_arch(arch)
+    check_target(Path(out), force)  # before the slow imports and conversions
+    provenance = {"preset": preset} if preset else {"file": str(Path(arch).resolve())}
+    result = write_export(spec, out, provenance, fmt=fmt, force=force,
+                          progress=lambda message: console.print(escape(message)))
+    for note in result.notes:
+        console.print(f"[bold yellow]note:[/bold yellow] {escape(note)}")
+    console.print(f"wrote {escape(str(result.out))}/: {', '.join(result.files)}, README.md, export.json")
+    if "open_clip_config.json" in result.files:
+        console.print(f"open_clip builds it with timm image tower {result.timm_name}: "
+                      f"{result.params['open_clip']:,} parameters, as archsearch's")
+    if result.registry_file:
+        console.print(f"registered {result.timm_name} for later processes: {escape(str(result.registry_file))}")
+
+
+@app.command("train", add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@user_errors_exit_2
+def train_command(ctx: typer.Context) -> None:
+    """Train an exported architecture at full size: LightningCLI (--config train.yaml, --ckpt_path to resume,
+    `train validate` to evaluate; --help for every option)."""
+    from archsearch.train.cli import run
+
+    run(ctx.args)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     app(args=argv)
 

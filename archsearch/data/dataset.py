@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from archsearch.data.augment import replay
+from archsearch.data.augment import AugmentConfig, replay, sample_params
+from archsearch.data.captioner import Captioner
 from archsearch.data.source import CaptionedImage, CaptionSource
 from archsearch.data.store import ReinforcedStore, key_token
 from archsearch.errors import UserError
@@ -148,3 +149,44 @@ class ReinforcedIterableDataset(_Reinforced, IterableDataset):
             index += 1
         if index != stop:
             raise UserError(f"source {self.source.describe()} ended after {index} samples, the store has {len(self)}")
+
+
+class AugmentedDataset(Dataset):
+    """Fresh random views of an indexable source, without a store: plain CLIP training (the
+    baseline a reinforced run is compared with) and the training of archsearch's own teachers.
+
+    Each item: `image` [3, R, R] in [0, 1], `text` (the real caption's tokens) and, given a
+    captioner, `syn_text` (one of its captions, drawn per call).
+    """
+
+    def __init__(self, source: CaptionSource, resolution: int, context_length: int = 77,
+                 augment: AugmentConfig | None = None, captioner: Captioner | None = None,
+                 synthetic_captions: int = 5):
+        if not hasattr(type(source), "__getitem__"):
+            raise UserError(f"source {source.describe()} cannot be indexed; fresh-view training needs random access")
+        self.source, self.resolution, self.context_length = source, resolution, context_length
+        self.augment = augment or AugmentConfig()
+        self.captioner, self.synthetic_captions = captioner, synthetic_captions
+        self._rng: np.random.Generator | None = None
+        self._rng_owner: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def _generator(self) -> np.random.Generator:
+        info = get_worker_info()
+        owner = (os.getpid(), info.id if info else -1)
+        if self._rng is None or self._rng_owner != owner:
+            self._rng, self._rng_owner = np.random.default_rng(torch.initial_seed()), owner
+        return self._rng
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.source[index]
+        rng = self._generator()
+        params = sample_params(rng, *sample.image.size, self.augment, 1)[0]
+        item = {"image": replay(sample.image, params, self.resolution),
+                "text": tokenize(sample.caption, self.context_length)[0]}
+        if self.captioner is not None:
+            captions = self.captioner.caption(sample, self.synthetic_captions, int(rng.integers(2**31)))
+            item["syn_text"] = tokenize(captions[int(rng.integers(len(captions)))], self.context_length)[0]
+        return item

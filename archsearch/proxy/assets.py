@@ -1,0 +1,65 @@
+"""What a recipe's training needs before it starts, built once and cached under `runs/`:
+the pixel cache of its source, archsearch's own teachers (`teach`), the reinforced store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from archsearch.data.cache import PixelCache
+from archsearch.data.readers import open_source
+from archsearch.data.source import CaptionSource
+from archsearch.data.store import ReinforcedStore
+from archsearch.errors import UserError
+from archsearch.proxy.recipe import Recipe
+
+CACHE_DIR = Path("runs/cache")
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def training_source(recipe: Recipe) -> CaptionSource:
+    """The recipe's source; an indexable one is read through a pixel cache (decoded once)."""
+    source = open_source(recipe.data.source)
+    if hasattr(type(source), "__getitem__"):
+        return PixelCache(source, CACHE_DIR)
+    return source
+
+
+def teacher_refs(recipe: Recipe, progress: bool = True) -> list[str]:
+    """The recipe's teachers: its refs, or archsearch-trained ones (trained now if absent)."""
+    if recipe.data.teachers:
+        return list(recipe.data.teachers)
+    from archsearch.proxy.teach import teach
+
+    return [str(path) for path in teach(recipe, progress=progress)]
+
+
+def store_path(recipe: Recipe, teacher_ids: list[str]) -> Path:
+    data = recipe.data
+    key = {"source": data.source, "teachers": teacher_ids, "augmentations": data.augmentations,
+           "synthetic": data.synthetic_captions, "captioner": data.captioner, "seed": recipe.seed}
+    return Path(data.store) / _digest(key)
+
+
+def ensure_store(recipe: Recipe, progress: bool = True) -> Path:
+    """The reinforced store for `recipe`, built (or resumed) if it is not complete yet."""
+    if recipe.data.store is None:
+        raise UserError(f"recipe {recipe.name}: data.store is null, but loss.kd_lambda = {recipe.loss.kd_lambda} "
+                        f"and loss.captions = {recipe.loss.captions!r} need a reinforced store")
+    from archsearch.data.captioners import load_captioner
+    from archsearch.data.reinforce import reinforce
+    from archsearch.data.teachers import load_teachers
+
+    teachers = load_teachers(teacher_refs(recipe, progress))
+    path = store_path(recipe, [t.id for t in teachers])
+    manifest = path / "manifest.json"
+    if manifest.is_file() and ReinforcedStore.open(path, allow_incomplete=True).is_complete:
+        return path
+    reinforce(training_source(recipe), teachers, load_captioner(recipe.data.captioner),
+              recipe.data.augmentations, recipe.data.synthetic_captions, path, seed=recipe.seed,
+              batch_size=64, progress=progress)
+    return path
