@@ -124,8 +124,7 @@ def _input(module, args):
 @pytest.mark.parametrize("name", list(TINY))
 def test_units_run_the_model_modules_on_the_inputs_they_see_there(name):
     """Same folded module, same input shape and memory layout (e.g. channels-last maps after a
-    LayerNorm2d, the transposed token view of a transformer stage, the transposed sequence after
-    a Text-RepMixer layer) as inside the model."""
+    LayerNorm2d, the transposed token view of a transformer stage) as inside the model."""
     spec = TINY[name]
     model = reparameterize(build_clip(spec))
     seen: dict[tuple, list] = {}
@@ -160,7 +159,9 @@ def test_keys_are_stable_and_identical_blocks_share_one():
     assert sum(deep.values()) == sum(base.values()) + 2
     # text layers: repeats are one key with a count; fields a mixer ignores do not split keys
     text = dict(decompose(TINY["mci"])["text"])
-    assert sorted(text.values()) == [1, 1, 1, 2]  # io, first repmixer, repmixer after conv, 2 attention
+    # io, 2 repmixer, 2 attention: every text layer takes and leaves contiguous (B, L, C) tokens
+    assert sorted(text.values()) == [1, 2, 2]
+    assert {u.layout for u in text if isinstance(u, TextLayer)} == {"nlc"}
     repmixer = [u for u in text if isinstance(u, TextLayer) and u.mixer == "repmixer1d"]
     assert {u.heads for u in repmixer} == {None} and {u.causal for u in repmixer} == {False}
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from archsearch.latency.flops import flop_count_analysis
 from archsearch.models.text import TextTower
-from archsearch.models.text_repmixer import ConvBN1d, RepDepthwiseConv1d, TextRepMixerBlock
+from archsearch.models.text_repmixer import ConvBN1d, RepDepthwiseConv1d, SeqBatchNorm, SeqConv, TextRepMixerBlock
 from archsearch.models.tokenizer import get_tokenizer, tokenize
 from archsearch.spec.arch import TextTowerSpec
 from archsearch.spec.presets import get_preset, open_clip_reference
@@ -100,17 +100,89 @@ def test_preset_text_tower_matches_open_clip_config(preset, expected):
 
 # --- Text-RepMixer ------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("in_channels, out_channels, kernel_size, groups, bias",
+                         [(8, 8, 7, 8, False), (8, 8, 5, 8, True), (8, 24, 1, 1, True)],
+                         ids=["depthwise", "depthwise_bias", "pointwise"])
+def test_seq_conv_is_conv1d_on_tokens(in_channels, out_channels, kernel_size, groups, bias):
+    """Same parameters and same values and gradients as ``Conv1d`` on ``(B, C, L)``, through the
+    channels-last ``(1, k)`` conv, leaving the tokens contiguous (no copy back to ``(B, C, L)``)."""
+    torch.manual_seed(0)
+    conv = SeqConv(in_channels, out_channels, kernel_size, padding=kernel_size // 2, groups=groups, bias=bias)
+    plain = nn.Conv1d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, groups=groups, bias=bias)
+    plain.load_state_dict(conv.state_dict())
+    tokens = torch.randn(3, 20, in_channels, requires_grad=True)
+    reference_tokens = tokens.detach().clone().requires_grad_()
+    out, expected = conv(tokens), plain(reference_tokens.transpose(1, 2)).transpose(1, 2)
+    assert out.shape == (3, 20, out_channels) and out.is_contiguous()
+    torch.testing.assert_close(out, expected)
+    weights = torch.randn(out.shape)
+    (out * weights).sum().backward()
+    (expected * weights).sum().backward()
+    torch.testing.assert_close(tokens.grad, reference_tokens.grad)
+    torch.testing.assert_close(conv.weight.grad, plain.weight.grad)
+
+
+def test_seq_batch_norm_is_batch_norm1d_on_tokens():
+    torch.manual_seed(0)
+    bn, plain = SeqBatchNorm(8), nn.BatchNorm1d(8)
+    tokens = torch.randn(4, 10, 8) * 3 + 1
+    out = bn(tokens)  # training: batch statistics, running statistics updated
+    torch.testing.assert_close(out, plain(tokens.transpose(1, 2)).transpose(1, 2))
+    assert out.is_contiguous()
+    for name, buffer in plain.state_dict().items():
+        torch.testing.assert_close(bn.state_dict()[name], buffer)
+    bn.eval(), plain.eval()
+    torch.testing.assert_close(bn(tokens), plain(tokens.transpose(1, 2)).transpose(1, 2))
+
+
 def test_rep_depthwise_conv_folds_every_branch_into_one_conv():
     torch.manual_seed(0)
     unit = RepDepthwiseConv1d(8, kernel_size=7, conv_branches=2, scale_branch=True, identity=True)
     randomise_foldable_state(unit)
     unit.eval()
-    x = torch.randn(2, 8, 20)
+    x = torch.randn(2, 20, 8)
     with torch.no_grad():
         expected = unit(x)
         unit.reparameterize()
-        assert [type(m) for m in unit.children()] == [nn.Conv1d]
+        assert [type(m) for m in unit.children()] == [SeqConv]
         assert relative_error(unit(x), expected) < 1e-5
+
+
+def test_text_repmixer_block_is_the_channels_first_formulation():
+    """The block on tokens computes the reference's ``(B, C, L)`` formulation, written out here
+    with plain ``Conv1d``/``BatchNorm1d`` calls on its parameters, in training and at inference."""
+    torch.manual_seed(0)
+    block = TextRepMixerBlock(16, kernel_size=5, mlp_ratio=2.0)
+    randomise_foldable_state(block)
+    p = dict(block.named_parameters())
+    buffers = dict(block.named_buffers())
+
+    def bn(x, name):
+        return nn.functional.batch_norm(x, buffers[f"{name}.running_mean"].clone(),
+                                        buffers[f"{name}.running_var"].clone(), p[f"{name}.weight"],
+                                        p[f"{name}.bias"], block.training)
+
+    def dw(x, name):
+        return nn.functional.conv1d(x, p[name], padding=2, groups=16)
+
+    def reference(x):  # (B, C, L)
+        mixer = bn(dw(x, "token_mixer.mixer.rbr_conv.0.conv.weight"), "token_mixer.mixer.rbr_conv.0.bn")
+        mixer = mixer + bn(x, "token_mixer.mixer.rbr_skip")
+        x = x + p["token_mixer.layer_scale"] * (mixer - bn(x, "token_mixer.norm.rbr_skip"))
+        h = bn(dw(x, "convffn.conv.conv.weight"), "convffn.conv.bn")
+        h = nn.functional.conv1d(h, p["convffn.fc1.weight"], p["convffn.fc1.bias"])
+        h = nn.functional.conv1d(nn.functional.gelu(h), p["convffn.fc2.weight"], p["convffn.fc2.bias"])
+        return x + p["layer_scale"] * h
+
+    tokens = torch.randn(3, 12, 16)
+    for training in (True, False):
+        block.train(training)
+        expected = reference(tokens.transpose(1, 2)).transpose(1, 2)
+        torch.testing.assert_close(block(tokens), expected)
+    with torch.no_grad():
+        folded = reparameterize_model(block)
+        assert not has_unfolded_branches(folded)
+        assert relative_error(folded(tokens), expected) < 1e-5
 
 
 def test_text_repmixer_block_matches_reference_structure():

@@ -38,6 +38,8 @@ class EmbeddedScenes:
         if self.n <= 0 or self.image_size < 16:
             raise UserError(f"embedded data: n must be > 0 and image_size >= 16, got n={self.n}, "
                             f"image_size={self.image_size}")
+        if self.seed < 0:  # numpy's seed sequences refuse it, but only when the first sample is read
+            raise UserError(f"embedded data: seed must be >= 0, got seed={self.seed}")
 
     @classmethod
     def from_description(cls, description: dict[str, Any]) -> "EmbeddedScenes":

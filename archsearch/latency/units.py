@@ -358,8 +358,8 @@ class TextIO(Unit):
 
 @dataclass(frozen=True)
 class TextLayer(Unit):
-    """One text layer, as `TextLayers` runs it (Text-RepMixer between transposes, attention with
-    the tower's mask). Fields a mixer ignores are None/False, so that they do not split keys."""
+    """One text layer, as `TextLayers` runs it (on (B, L, C) tokens, attention with the tower's
+    mask). Fields a mixer ignores are None/False, so that they do not split keys."""
 
     TOWER: ClassVar[str] = "text"
     KIND: ClassVar[str] = "text_layer"

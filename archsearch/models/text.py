@@ -24,7 +24,7 @@ def build_text_layer(spec: TextTowerSpec, mixer: str) -> nn.Module:
 
 
 class TextLayers(nn.Module):
-    """The layer stack on ``(B, L, C)`` tokens; Text-RepMixer blocks see ``(B, C, L)``. The
+    """The layer stack on ``(B, L, C)`` tokens, which every block takes and returns. The
     attention mask reaches the attention blocks only: a centred convolution cannot be causal."""
 
     def __init__(self, spec: TextTowerSpec):
@@ -33,10 +33,7 @@ class TextLayers(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         for block in self.resblocks:
-            if isinstance(block, TextRepMixerBlock):
-                x = block(x.transpose(1, 2)).transpose(1, 2)
-            else:
-                x = block(x, attn_mask=attn_mask)
+            x = block(x) if isinstance(block, TextRepMixerBlock) else block(x, attn_mask=attn_mask)
         return x
 
 

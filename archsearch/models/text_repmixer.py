@@ -2,9 +2,13 @@
 
 The block (ml-mobileclip ``mobileclip/modules/text/repmixer.py``) mixes tokens with depthwise
 convolutions along the sequence instead of attention: a RepMixer token mixer, then a convolutional
-FFN, each added through a layer scale, with no LayerNorm. It runs on ``(B, C, L)`` with ``Conv1d``,
-where the reference runs ``Conv2d`` with ``(1, k)`` kernels on ``(B, C, 1, L)``: the parameters are
-the same, but timm's 2-D FastViT/MobileOne blocks assume square kernels and cannot be reused.
+FFN, each added through a layer scale, with no LayerNorm. timm's 2-D FastViT/MobileOne blocks
+assume square kernels and cannot be reused.
+
+Every part takes and returns ``(B, L, C)`` tokens, the text tower's own layout, and convolves the
+``(B, C, 1, L)`` view of them with the reference's ``(1, k)`` kernels. That view is channels-last
+memory, the only layout in which oneDNN's depthwise convolution is fast: on a CPU, ``Conv1d`` on
+``(B, C, L)`` is ~5x slower forward and backward, and needed a transpose on each side of the block.
 
 Train-time branches fold into single depthwise convolutions at inference. Every module that folds
 exposes ``reparameterize()`` and reads its children through ``fused_kernel_bias()``, which answers
@@ -19,6 +23,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from torch import nn
 
@@ -30,13 +35,44 @@ MIXER_SCALE_BRANCH = False
 FusedKernel = tuple[torch.Tensor, torch.Tensor]
 
 
+def _channels_view(tokens: torch.Tensor) -> torch.Tensor:
+    """``(B, L, C)`` -> ``(B, C, 1, L)``, no copy: channels-last when the tokens are contiguous."""
+    return tokens.transpose(1, 2).unsqueeze(2)
+
+
+def _tokens_view(x: torch.Tensor) -> torch.Tensor:
+    return x.squeeze(2).transpose(1, 2)
+
+
+class SeqConv(nn.Conv1d):
+    """A ``Conv1d`` (same parameters, same result) applied along the sequence of ``(B, L, C)``
+    tokens, computed as a ``(1, k)`` ``Conv2d`` on their channels-last ``(B, C, 1, L)`` view."""
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        out = F.conv2d(_channels_view(tokens), self.weight.unsqueeze(2), self.bias, (1, self.stride[0]),
+                       (0, self.padding[0]), (1, self.dilation[0]), self.groups)
+        return _tokens_view(out)
+
+
+class SeqBatchNorm(nn.BatchNorm1d):
+    """``BatchNorm1d`` over the channels of ``(B, L, C)`` tokens, run on their channels-last
+    ``(B, C, 1, L)`` view (a 3-D transposed view would come back channels-first, a copy)."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() != 4:
+            raise ValueError(f"expected the (B, C, 1, L) view of (B, L, C) tokens, got {x.dim()}-d input")
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return _tokens_view(super().forward(_channels_view(tokens)))
+
+
 class ConvBN1d(nn.Sequential):
-    """Depthwise bias-free ``Conv1d`` followed by BatchNorm: one foldable branch."""
+    """Depthwise bias-free convolution followed by BatchNorm: one foldable branch."""
 
     def __init__(self, channels: int, kernel_size: int):
         super().__init__()
-        self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=False)
-        self.bn = nn.BatchNorm1d(channels)
+        self.conv = SeqConv(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=False)
+        self.bn = SeqBatchNorm(channels)
 
     def fused_kernel_bias(self) -> FusedKernel:
         return _fold_bn(self.conv.weight, self.bn)
@@ -55,8 +91,8 @@ def _identity_kernel(channels: int, kernel_size: int, like: torch.Tensor) -> tor
     return kernel
 
 
-def _depthwise_conv(channels: int, kernel_size: int, kernel: torch.Tensor, bias: torch.Tensor) -> nn.Conv1d:
-    conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=True)
+def _depthwise_conv(channels: int, kernel_size: int, kernel: torch.Tensor, bias: torch.Tensor) -> SeqConv:
+    conv = SeqConv(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=True)
     conv.weight.data.copy_(kernel.detach())
     conv.bias.data.copy_(bias.detach())
     return conv
@@ -65,7 +101,7 @@ def _depthwise_conv(channels: int, kernel_size: int, kernel: torch.Tensor, bias:
 class RepDepthwiseConv1d(nn.Module):
     """MobileOne-style depthwise 1-D convolution: the sum of ``conv_branches`` k-conv+BN branches,
     an optional 1-conv+BN scale branch and an optional BatchNorm identity branch, with no activation,
-    so that it folds into one depthwise ``Conv1d`` with bias."""
+    so that it folds into one depthwise convolution with bias."""
 
     def __init__(self, channels: int, kernel_size: int, conv_branches: int = 1, scale_branch: bool = True,
                  identity: bool = True):
@@ -76,8 +112,8 @@ class RepDepthwiseConv1d(nn.Module):
         self.kernel_size = kernel_size
         self.rbr_conv = nn.ModuleList(ConvBN1d(channels, kernel_size) for _ in range(conv_branches))
         self.rbr_scale = ConvBN1d(channels, 1) if scale_branch else None
-        self.rbr_skip = nn.BatchNorm1d(channels) if identity else None
-        self.reparam_conv: Optional[nn.Conv1d] = None
+        self.rbr_skip = SeqBatchNorm(channels) if identity else None
+        self.reparam_conv: Optional[SeqConv] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.reparam_conv is not None:
@@ -126,15 +162,15 @@ class TextRepMixer(nn.Module):
         self.norm = RepDepthwiseConv1d(channels, kernel_size, conv_branches=0, scale_branch=False)
         self.mixer = RepDepthwiseConv1d(channels, kernel_size, conv_branches=1, scale_branch=MIXER_SCALE_BRANCH)
         self.layer_scale = nn.Parameter(layer_scale_init * torch.ones(channels, 1))
-        self.reparam_conv: Optional[nn.Conv1d] = None
+        self.reparam_conv: Optional[SeqConv] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.reparam_conv is not None:
             return self.reparam_conv(x)
-        return x + self.layer_scale * (self.mixer(x) - self.norm(x))
+        return x + self.layer_scale.squeeze(-1) * (self.mixer(x) - self.norm(x))
 
     def reparameterize(self) -> None:
-        """Fold mixer, norm, layer scale and the residual into one depthwise ``Conv1d`` (FastViT's
+        """Fold mixer, norm, layer scale and the residual into one depthwise convolution (FastViT's
         RepMixer fold, in 1-D)."""
         if self.reparam_conv is not None:
             return
@@ -157,9 +193,9 @@ class ConvFFN(nn.Module):
         self.channels = channels
         self.kernel_size = kernel_size
         self.conv: nn.Module = ConvBN1d(channels, kernel_size)
-        self.fc1 = nn.Conv1d(channels, hidden, 1)
+        self.fc1 = SeqConv(channels, hidden, 1)
         self.act = nn.GELU()
-        self.fc2 = nn.Conv1d(hidden, channels, 1)
+        self.fc2 = SeqConv(hidden, channels, 1)
         for conv in (self.conv.conv, self.fc1, self.fc2):  # the reference's init
             trunc_normal_(conv.weight, std=0.02)
             if conv.bias is not None:
@@ -175,7 +211,7 @@ class ConvFFN(nn.Module):
 
 
 class TextRepMixerBlock(nn.Module):
-    """MobileCLIP Text-RepMixer block on ``(B, C, L)``: ``x = token_mixer(x)``, then
+    """MobileCLIP Text-RepMixer block on ``(B, L, C)`` tokens: ``x = token_mixer(x)``, then
     ``x = x + layer_scale * convffn(x)``."""
 
     def __init__(self, channels: int, kernel_size: int = 11, mlp_ratio: float = 4.0,
@@ -187,4 +223,4 @@ class TextRepMixerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.token_mixer(x)
-        return x + self.layer_scale * self.convffn(x)
+        return x + self.layer_scale.squeeze(-1) * self.convffn(x)
