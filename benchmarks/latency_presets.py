@@ -16,7 +16,6 @@ import argparse
 import datetime
 import json
 import statistics
-import time
 from pathlib import Path
 
 import timm
@@ -26,24 +25,13 @@ from archsearch.latency.backends import get_backend
 from archsearch.latency.cost import example_images, measure_cost
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.latency.measure import measure_latency
+from archsearch.latency.peak import matmul_peak_gflops
 from archsearch.latency.timing import TimingProtocol, time_until_settled
 from archsearch.models import build_image_tower, reparameterize
 from archsearch.spec import get_preset, preset_names, timm_reference
 
 RESULTS = Path(__file__).parent / "results"
 MOBILE_SCALE = ["mobileclip_s0", "mobileclip_s1", "mobileclip_s2", "mobileclip_b", "vitamin_s", "vitamin_b"]
-
-
-def matmul_peak_gflops(threads: int, size: int = 2048, seconds: float = 3.0) -> float:
-    """Best sustained fp32 GEMM rate of this machine at `threads` (GFLOP/s, 2 FLOPs per MAC)."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    best, deadline = 0.0, time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
-    return best
 
 
 def _time_module(module, x, threads: int, protocol: TimingProtocol) -> float:
