@@ -1,11 +1,20 @@
+import os
+
 import pytest
 import torch
+
+# Under pytest-xdist every worker shares the machine's cores; two workers with two threads each on
+# two cores make oneDNN's threads wait on each other (training steps measured 6x slower). One
+# thread per worker, also for the `archsearch` subprocesses the end-to-end tests start.
+PER_WORKER_THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, torch.get_num_threads()))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
 def _deterministic_torch():
     torch.manual_seed(0)
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    torch.set_num_threads(PER_WORKER_THREADS)
     yield
 
 
