@@ -356,8 +356,14 @@ def test_an_interrupted_export_leaves_nothing_behind(tmp_path):
     assert process.poll() is None, "the export finished before it could be interrupted"
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=120)
-    assert process.returncode != 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["arch.yaml"]
+    assert _leftovers(tmp_path) == []
+    if process.returncode == 0:
+        # The interrupt landed where a library swallows KeyboardInterrupt (seen once in CI inside
+        # the Core ML conversion): then the export must be whole, never half-written.
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+            "README.md", "arch.yaml", "export.json", "image.mlpackage", "text.mlpackage"]
+    else:
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["arch.yaml"]
 
 
 @pytest.mark.exhaustive
