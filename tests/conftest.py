@@ -3,6 +3,8 @@ import os
 import pytest
 import torch
 
+pytest_plugins = ["postgres"]  # the session-wide PostgreSQL server fixture
+
 # Under pytest-xdist every worker shares the machine's cores; two workers with two threads each on
 # two cores make oneDNN's threads wait on each other (training steps measured 6x slower). One
 # thread per worker, also for the `archsearch` subprocesses the end-to-end tests start.

@@ -217,6 +217,85 @@ def spaces(
         table.add_row(row["name"], f"{row['size']:,}", ", ".join(row["presets"]), row["path"])
     console.print(table)
 
+@app.command("sweep")
+@user_errors_exit_2
+def sweep_command(
+    space: str = typer.Option("hybrid", "--space", help="space name in spaces/ or a path to a space file"),
+    recipe: str = typer.Option("cpu-tiny", "--recipe", help="proxy recipe name in proxies/ or a path to one"),
+    trials: int = typer.Option(10, "--trials", help="trials in the study, presets included (a rerun may raise it)"),
+    study: Optional[str] = typer.Option(None, "--study", help="study name (default <space>-<recipe>; reruns resume it)"),
+    storage: Optional[str] = typer.Option(None, "--storage",
+                                          help="Optuna storage URL (default sqlite in runs/<study>/; "
+                                               "postgresql://... for workers on many machines)"),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe, nsga2, gp or random"),
+    objective: list[str] = typer.Option([], "--objective",
+                                        help="extra objective to minimise: params_m or gmacs (repeatable)"),
+    max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="constraint: image + text latency"),
+    max_params: Optional[float] = typer.Option(None, "--max-params", help="constraint: image + text params (millions)"),
+    workers: Optional[int] = typer.Option(None, "--workers",
+                                          help="local worker processes (default: CPUs / the recipe's threads)"),
+    seed: int = typer.Option(0, "--seed", help="sampler seed"),
+    latency_threads: Optional[int] = typer.Option(None, "--latency-threads",
+                                                  help="threads of the latency measurement (default: every CPU)"),
+    runs: str = typer.Option("runs", "--runs", help="directory of run directories and caches"),
+    wandb: str = typer.Option("offline", "--wandb", help="online, offline or disabled"),
+) -> None:
+    """Search: Optuna over a space, scoring each trial by measured latency and proxy zero-shot accuracy."""
+    import time
+
+    from rich.live import Live
+
+    from archsearch.analysis.front import pareto_front
+    from archsearch.search.progress import front_table, sweep_view
+    from archsearch.search.sweep import SweepOptions, prepare, prepare_data, run_sweep
+
+    options = SweepOptions(space=space, recipe=recipe, trials=trials, study=study, storage=storage, sampler=sampler,
+                           objectives=tuple(objective), max_latency_ms=max_latency_ms, max_params_m=max_params,
+                           workers=workers, seed=seed, latency_threads=latency_threads, runs=runs, wandb=wandb)
+    run = prepare(options)
+    verb = "resuming" if run.resumed else "created"
+    console.print(f"{verb} study [bold]{escape(run.study.study_name)}[/bold] in {escape(str(run.directory))}/ "
+                  f"(space {run.config.space_name}, recipe {run.config.recipe['name']}, sampler {run.config.sampler}, "
+                  f"{run.workers} worker{'s' if run.workers > 1 else ''})")
+    if run.requeued:
+        console.print(f"queued again the interrupted trials {', '.join(map(str, run.requeued))}")
+    prepare_data(run)
+    started = time.monotonic()
+
+    def watch(procs) -> None:
+        with Live(console=console, refresh_per_second=1, transient=False) as live:
+            while any(p.poll() is None for p in procs):
+                live.update(sweep_view(run.study, trials, started, sum(p.poll() is None for p in procs)))
+                time.sleep(2)
+            live.update(sweep_view(run.study, trials, started, 0))
+
+    codes = run_sweep(run, options, watch)
+    front = pareto_front(run.study)
+    console.print(front_table(front, f"Pareto front of {run.study.study_name}: zero-shot top-1 vs latency "
+                                     f"({run.config.latency.threads} threads, {run.config.latency.backend})"))
+    console.print(f"trials in {escape(str(run.directory / 'trials'))}/; plots: archsearch pareto {escape(str(run.directory))}")
+    if any(codes):
+        logs = run.directory / "workers"
+        console.print(f"[bold red]a worker exited with an error[/bold red]: see {escape(str(logs))}/")
+        raise typer.Exit(1)
+
+
+@app.command("worker")
+@user_errors_exit_2
+def worker_command(
+    storage: str = typer.Option(..., "--storage", help="the study's storage URL, e.g. postgresql://user@host/db"),
+    study: str = typer.Option(..., "--study", help="name of a study created by archsearch sweep"),
+    trials: Optional[int] = typer.Option(None, "--trials", help="stop at this many trials (default: the study's)"),
+    index: int = typer.Option(0, "--index", help="worker number: offsets the sampler seed"),
+    runs: str = typer.Option("runs", "--runs", help="where this machine keeps run directories and caches"),
+    wandb: str = typer.Option("offline", "--wandb", help="online, offline or disabled"),
+) -> None:
+    """Join a running study (from any machine that reaches its storage) and run its trials."""
+    from archsearch.search.worker import run_worker
+
+    ran = run_worker(storage, study, index=index, budget=trials, runs=runs, wandb=wandb)
+    console.print(f"worker {index}: ran {ran} trial{'s' if ran != 1 else ''} of {escape(study)}")
+
 
 @app.command("reinforce")
 @user_errors_exit_2

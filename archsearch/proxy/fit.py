@@ -6,7 +6,7 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import lightning as L
 import torch
@@ -36,7 +36,8 @@ def make_logger(mode: WandbMode, root: Path, name: str, config: dict[str, Any]):
 
 def fit(spec: ArchSpec, dataset: Dataset, train: TrainConfig, loss: LossConfig, *, seed: int,
         teacher_dims: tuple[int, ...] = (), logger=False, progress: bool = True,
-        root: Path | None = None, num_workers: int = 0) -> tuple[ClipModule, dict[str, float]]:
+        root: Path | None = None, num_workers: int = 0,
+        callbacks: Sequence[L.Callback] = ()) -> tuple[ClipModule, dict[str, float]]:
     """Train `spec` for `train.steps` steps; returns the module and timing figures."""
     if train.threads:
         torch.set_num_threads(train.threads)
@@ -52,7 +53,8 @@ def fit(spec: ArchSpec, dataset: Dataset, train: TrainConfig, loss: LossConfig, 
                         num_nodes=train.num_nodes, strategy=train.strategy, precision=train.precision,
                         gradient_clip_val=train.grad_clip, logger=logger, enable_checkpointing=False,
                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-                        log_every_n_steps=10, default_root_dir=str(root) if root else None)
+                        log_every_n_steps=10, default_root_dir=str(root) if root else None,
+                        callbacks=list(callbacks))
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(LeafSpec|num_workers|does not have many workers).*")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from archsearch.data.dataset import AugmentedDataset, ReinforcedDataset, ReinforcedIterableDataset
 from archsearch.data.store import ReinforcedStore
@@ -22,7 +22,7 @@ def needs_store(recipe: Recipe) -> bool:
 
 
 def run_proxy(spec: ArchSpec, recipe: Recipe, *, wandb: WandbMode = "offline", out_dir: str | Path | None = None,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Train the proxy of full-size `spec` and evaluate it; one JSON-able dict of results.
 
     Raises `NonFiniteLoss` when training diverges (callers record it as the run's failure).
@@ -45,7 +45,7 @@ def run_proxy(spec: ArchSpec, recipe: Recipe, *, wandb: WandbMode = "offline", o
                                                         "recipe": recipe.to_dict()})
         module, timing = fit(proxy_spec, dataset, recipe.train, recipe.loss, seed=recipe.seed,
                              teacher_dims=teacher_dims, logger=logger, progress=progress, root=root,
-                             num_workers=recipe.data.num_workers)
+                             num_workers=recipe.data.num_workers, callbacks=callbacks)
         metrics = evaluate(module.model, *tasks, batch_size=recipe.eval.batch_size)
         if logger:
             logger.log_metrics({f"eval/{k}": v for k, v in metrics.items()})

@@ -9,6 +9,7 @@ recipe that asks for the same teachers.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def teach(recipe: Recipe, progress: bool = True, force: bool = False) -> list[Pa
     dataset = AugmentedDataset(source, spec.resolution, spec.text.context_length,
                                captioner=load_captioner(recipe.data.captioner))
     train = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=min(100, cfg.steps // 10),
-                        threads=recipe.train.threads)
+                        threads=len(os.sched_getaffinity(0)))  # no trial runs beside the teachers: every CPU
     tasks = eval_tasks(recipe.eval, spec.resolution)
     for k, directory in todo:
         module, timing = fit(spec, dataset, train, LossConfig(kd_lambda=0.0, captions="both"),

@@ -189,13 +189,14 @@ class SearchSpace:
         """Every spec field by its dotted path, plus what a spec implies rather than states: its
         layout, each stage's block and the text depth."""
         values = _flatten(spec.to_dict())
-        values["image.layout"] = self._layout_of(spec)
+        values["image.layout"] = self.layout_of(spec)
         values["text.depth"] = len(spec.text.layers)
         for i, stage in enumerate(spec.image.stages):
             values[f"image.stages.{i}.block"] = block_id(stage.mixer, stage.mlp)
         return values
 
-    def _layout_of(self, spec: ArchSpec) -> str:
+    def layout_of(self, spec: ArchSpec) -> str:
+        """The name of the space layout `spec` belongs to (its stem kind and stage count)."""
         signature = (spec.image.stem.kind, len(spec.image.stages))
         for name, layout in self.file.image.layouts.items():
             if signature in layout.signatures():

@@ -213,14 +213,14 @@ class ArchSpec(_Frozen):
         return cls.model_validate(data)
 
 
-_MIXER_LETTER = {"repmixer": "R", "mbconv": "M", "attention": "A", "repmixer1d": "R"}
+MIXER_LETTER = {"repmixer": "R", "mbconv": "M", "attention": "A", "repmixer1d": "R"}
 
 
 def layout_summary(spec: ArchSpec) -> str:
     """A compact reading of the layout, e.g. ``R2-R6-R10-A2 @256 | text R-A4-R x512``:
     per image stage the mixer letter and depth, per run of text layers the mixer and count."""
     image = "-".join(
-        f"{_MIXER_LETTER[s.mixer]}{'g' if s.mlp == 'geglu' else ''}{s.depth}" for s in spec.image.stages
+        f"{MIXER_LETTER[s.mixer]}{'g' if s.mlp == 'geglu' else ''}{s.depth}" for s in spec.image.stages
     )
     runs: list[list] = []
     for mixer in spec.text.layers:
@@ -228,5 +228,5 @@ def layout_summary(spec: ArchSpec) -> str:
             runs[-1][1] += 1
         else:
             runs.append([mixer, 1])
-    text = "-".join(f"{_MIXER_LETTER[m]}{n if n > 1 else ''}" for m, n in runs)
+    text = "-".join(f"{MIXER_LETTER[m]}{n if n > 1 else ''}" for m, n in runs)
     return f"{image} @{spec.resolution} | text {text} x{spec.text.width}"

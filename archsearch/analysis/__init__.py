@@ -1,0 +1,1 @@
+"""The analysis room: Pareto fronts, hypervolume, tables and plots of a study."""

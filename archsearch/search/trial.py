@@ -1,0 +1,155 @@
+"""One trial: sample an architecture, count and time it, check constraints, train its proxy.
+
+Cheap first: parameters, MACs and latency of the full-size reparameterized model are measured
+before any training, and a trial that breaks a constraint is told to Optuna with its measured
+latency, an accuracy of 0 and positive constraint values, never trained. Artifacts go to
+``<run dir>/trials/<number>/``: ``arch.yaml``, ``latency.json``, ``metrics.json``, ``log.txt``
+and the proxy's logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+
+import optuna
+
+from archsearch.latency.cost import measure_cost
+from archsearch.proxy.module import NonFiniteLoss
+from archsearch.proxy.run import run_proxy
+from archsearch.search.config import SweepConfig
+from archsearch.search.latency import measured_latency
+from archsearch.search.quiet import QuietLock, YieldToMeasurements
+from archsearch.search.record import OBJECTIVES
+from archsearch.space.space import PrunedArchitecture
+from archsearch.spec.arch import MIXER_LETTER, ArchSpec, layout_summary
+from archsearch.spec.io import save_spec
+
+METRIC_KEYS = ("zeroshot_top1", "i2t_r1", "t2i_r1", "i2t_r5", "t2i_r5", "train_seconds", "images_per_second")
+INTERRUPTED = "interrupted"
+
+
+class TrialLog:
+    """Timestamped lines in the trial's log.txt."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.started = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        with self.path.open("a") as f:
+            f.write(f"[{time.strftime('%H:%M:%S')} +{time.perf_counter() - self.started:6.1f}s] {message}\n")
+
+
+def mixer_mix(spec: ArchSpec) -> str:
+    return ("".join(MIXER_LETTER[s.mixer] for s in spec.image.stages) + "|"
+            + "".join(MIXER_LETTER[m] for m in spec.text.layers))
+
+
+def constraint_values(config: SweepConfig, attrs: dict) -> list[float]:
+    """One value per configured constraint, ≤ 0 when satisfied (Optuna's convention)."""
+    values = []
+    if config.max_latency_ms is not None:
+        values.append(attrs["latency_ms"] - config.max_latency_ms)
+    if config.max_params_m is not None:
+        values.append(attrs["params_m"] - config.max_params_m)
+    return values
+
+
+def describe_violations(config: SweepConfig, attrs: dict) -> str:
+    broken = []
+    if config.max_latency_ms is not None and attrs["latency_ms"] > config.max_latency_ms:
+        broken.append(f"latency {attrs['latency_ms']:.1f} ms > --max-latency-ms {config.max_latency_ms:g}")
+    if config.max_params_m is not None and attrs["params_m"] > config.max_params_m:
+        broken.append(f"params {attrs['params_m']:.1f} M > --max-params {config.max_params_m:g}")
+    return "; ".join(broken)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+class TrialRunner:
+    """The Optuna objective of a sweep (one per worker process)."""
+
+    def __init__(self, config: SweepConfig, run_dir: str | Path, wandb: str = "offline"):
+        self.config = config
+        self.space = config.space()
+        self.recipe = config.proxy_recipe()
+        self.run_dir = Path(run_dir)
+        self.runs_root = self.run_dir.parent
+        self.lock = QuietLock(self.runs_root / ".quiet")
+        self.wandb = wandb
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        directory = self.run_dir / "trials" / str(trial.number)
+        directory.mkdir(parents=True, exist_ok=True)
+        log = TrialLog(directory / "log.txt")
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("dir", f"trials/{trial.number}")
+        try:
+            return self._run(trial, directory, log)
+        except (KeyboardInterrupt, SystemExit):
+            trial.set_user_attr("fail_reason", INTERRUPTED)
+            log("interrupted")
+            raise
+        except PrunedArchitecture as exc:
+            trial.set_user_attr("pruned_reason", str(exc))
+            log(f"pruned: {exc}")
+            raise
+        except Exception as exc:
+            reason = f"non-finite loss: {exc}" if isinstance(exc, NonFiniteLoss) else f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("fail_reason", reason)
+            _write_json(directory / "metrics.json", {"status": "failed", "reason": reason})
+            log(f"failed: {reason}\n{traceback.format_exc()}")
+            raise
+
+    def _run(self, trial: optuna.Trial, directory: Path, log: TrialLog) -> tuple[float, ...]:
+        spec = self.space.sample(trial)
+        save_spec(spec, directory / "arch.yaml")
+        preset = trial.user_attrs.get("preset")
+        attrs = {"arch": spec.to_dict(), "layout": layout_summary(spec), "family": self.space.layout_of(spec),
+                 "mixers": mixer_mix(spec)}
+        log(f"start ({preset or 'sampled'}): {attrs['layout']}")
+
+        cost = measure_cost(spec).to_dict()
+        attrs.update({k: cost[k] for k in ("image_params", "text_params", "image_gmacs", "text_gmacs")})
+        attrs["params_m"] = (cost["image_params"] + cost["text_params"]) / 1e6
+        attrs["gmacs"] = cost["image_gmacs"] + cost["text_gmacs"]
+        latency, cached = measured_latency(spec, self.config.latency, self.lock, self.runs_root / "latency")
+        _write_json(directory / "latency.json", {**latency, "cached": cached, **cost})
+        attrs.update(image_ms=latency["image_ms"], text_ms=latency["text_ms"], latency_ms=latency["total_ms"],
+                     latency_cv=latency["cv"])
+        log(f"{attrs['params_m']:.1f} M params, {attrs['gmacs']:.2f} GMACs, "
+            f"{attrs['latency_ms']:.2f} ms ({'cached' if cached else 'measured'})")
+
+        constraints = constraint_values(self.config, attrs)
+        attrs["constraints"] = constraints
+        infeasible = any(c > 0 for c in constraints)
+        if infeasible:
+            attrs.update(trained=False, infeasible=describe_violations(self.config, attrs), zeroshot_top1=0.0)
+            _write_json(directory / "metrics.json", {"status": "infeasible", "reason": attrs["infeasible"]})
+            log(f"infeasible, not trained: {attrs['infeasible']}")
+        else:
+            result = run_proxy(spec, self.recipe, wandb=self.wandb, out_dir=directory / "logs", progress=False,
+                               callbacks=[YieldToMeasurements(self.lock)])
+            attrs.update({k: result[k] for k in METRIC_KEYS}, trained=True)
+            _write_json(directory / "metrics.json", {"status": "ok", **{k: result[k] for k in METRIC_KEYS},
+                                                     "steps": result["steps"], "recipe": result["recipe"]})
+            log(f"zero-shot top-1 {attrs['zeroshot_top1']:.1f}%, trained in {attrs['train_seconds']:.0f} s")
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return tuple(float(attrs[name]) for name in self.config.objectives)
+
+
+def constraints_of(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Optuna's `constraints_func`: what the trial recorded (nothing before it was measured)."""
+    return list(trial.user_attrs.get("constraints", ()))
+
+
+def objective_labels(config: SweepConfig) -> list[str]:
+    return [OBJECTIVES[o].label for o in config.objectives]
