@@ -374,3 +374,59 @@ def test_every_preset_exports_every_file(tmp_path, preset):
     expected = {"arch.yaml", "train.yaml", "image.mlpackage", "text.mlpackage"}
     expected |= {"open_clip_config.json"} if open_clip_reference(preset) else set()
     assert set(result.files) == expected
+
+
+# --- exporting a sweep trial ----------------------------------------------------------------------
+
+def _hand_built_study(tmp_path: Path) -> tuple[Path, str, ArchSpec]:
+    """A study as `archsearch sweep` leaves it, without training: one completed trial, one failed."""
+    import optuna
+
+    from archsearch.search.storage import write_study_file
+    from archsearch.space import load_space
+
+    space = load_space(Path(__file__).parent / "data" / "tiny_space.yaml")
+    spec = None
+    sampler_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    while spec is None:
+        try:
+            spec = space.sample(sampler_study.ask())
+        except optuna.TrialPruned:
+            pass
+    run_dir = tmp_path / "runs" / "toy"
+    run_dir.mkdir(parents=True)
+    url = f"sqlite:///{run_dir / 'study.db'}"
+    study = optuna.create_study(study_name="toy", storage=url, directions=["maximize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(values=[12.5, 3.0], user_attrs={
+        "arch": spec.to_dict(), "zeroshot_top1": 12.5, "latency_ms": 3.0}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={
+        "arch": spec.to_dict(), "fail_reason": "non-finite loss: nan at step 2"}))
+    write_study_file(run_dir, {"study": "toy", "storage": url, "local_db": "study.db"})
+    return run_dir, url, spec
+
+
+def test_export_of_a_sweep_trial_writes_every_file_and_refuses_bad_trials(tmp_path):
+    run_dir, url, spec = _hand_built_study(tmp_path)
+    done = subprocess.run([ARCHSEARCH, "export", str(run_dir), "--trial", "0", "--out", str(tmp_path / "exp")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    files = {p.name for p in (tmp_path / "exp").iterdir()}
+    assert {"arch.yaml", "train.yaml", "image.mlpackage", "text.mlpackage", "README.md", "export.json"} <= files
+    assert load_spec(tmp_path / "exp" / "arch.yaml") == spec
+    provenance = json.loads((tmp_path / "exp" / "export.json").read_text())["provenance"]
+    assert provenance["study"] == "toy" and provenance["trial"] == 0 and provenance["zeroshot_top1"] == 12.5
+    assert "trial 0" in (tmp_path / "exp" / "README.md").read_text()
+
+    by_storage = subprocess.run([ARCHSEARCH, "export", "--storage", url, "--study", "toy", "--trial", "0",
+                                 "--out", str(tmp_path / "exp2"), "--format", "lightning"], capture_output=True, text=True)
+    assert by_storage.returncode == 0, by_storage.stderr
+    for trial, message in ((1, "trial 1 of study 'toy' is fail: non-finite loss: nan at step 2; allowed: "
+                               "completed trials 0"),
+                           (7, "study 'toy' has no trial 7; allowed: completed trials 0")):
+        bad = subprocess.run([ARCHSEARCH, "export", str(run_dir), "--trial", str(trial), "--out",
+                              str(tmp_path / f"bad{trial}")], capture_output=True, text=True)
+        assert bad.returncode == 2 and message in bad.stderr and bad.stderr.count("\n") == 1
+        assert not (tmp_path / f"bad{trial}").exists()  # nothing half-written
+    not_a_study = subprocess.run([ARCHSEARCH, "export", str(tmp_path), "--trial", "0", "--out", str(tmp_path / "x")],
+                                 capture_output=True, text=True)
+    assert not_a_study.returncode == 2 and "not a study run directory" in not_a_study.stderr

@@ -400,8 +400,12 @@ def teach_command(
 @app.command("export")
 @user_errors_exit_2
 def export_command(
-    arch: str = typer.Argument(..., help="preset name or path to an arch.yaml/.json"),
+    arch: Optional[str] = typer.Argument(None, help="preset name, path to an arch.yaml/.json, or a sweep run "
+                                                    "directory (with --trial)"),
     out: str = typer.Option(..., "--out", help="export directory (created; must be new or empty)"),
+    trial: Optional[int] = typer.Option(None, "--trial", help="trial number of the run directory or --study"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="storage URL of --study (instead of a run directory)"),
+    study: Optional[str] = typer.Option(None, "--study", help="study name in --storage"),
     fmt: str = typer.Option("all", "--format", help="all, openclip, lightning or coreml (arch.yaml and README always)"),
     force: bool = typer.Option(False, "--force", help="replace an earlier export in --out"),
 ) -> None:
@@ -409,9 +413,21 @@ def export_command(
     from archsearch.export.writer import check_target, write_export
     from archsearch.spec import resolve_arch
 
-    spec, preset = resolve_arch(arch)
-    check_target(Path(out), force)  # before the slow imports and conversions
-    provenance = {"preset": preset} if preset else {"file": str(Path(arch).resolve())}
+    if trial is not None:
+        from archsearch.search.trials import trial_spec
+
+        if arch is not None and storage is not None:
+            raise UserError("give either RUN_DIR --trial N or --storage URL --study NAME --trial N, not both")
+        check_target(Path(out), force)
+        spec, provenance = trial_spec(trial, run_dir=arch, storage=storage, study=study)
+    else:
+        if arch is None:
+            raise UserError("missing ARCH: a preset name, an arch.yaml, or RUN_DIR --trial N")
+        if storage or study:
+            raise UserError("--storage and --study select a trial: add --trial N")
+        spec, preset = resolve_arch(arch)
+        check_target(Path(out), force)  # before the slow imports and conversions
+        provenance = {"preset": preset} if preset else {"file": str(Path(arch).resolve())}
     result = write_export(spec, out, provenance, fmt=fmt, force=force,
                           progress=lambda message: console.print(escape(message)))
     for note in result.notes:
