@@ -243,6 +243,28 @@ def test_a_worker_killed_mid_trial_leaves_nothing_running_and_the_trial_is_retri
     assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 2
 
 
+def test_ctrl_c_stops_the_sweep_cleanly_and_the_rerun_runs_the_cut_trial_again(workdir):
+    recipe = (workdir / "recipe.yaml").read_text().replace("steps: 3,", "steps: 150,")
+    (workdir / "recipe.yaml").write_text(recipe)
+    command = [ARCHSEARCH, "sweep", "--space", "space.yaml", "--recipe", "recipe.yaml", "--latency-threads", "1",
+               "--wandb", "disabled", "--trials", "1", "--workers", "1"]
+    sweep = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = workdir / "runs" / "space-test-tiny" / "trials" / "0" / "log.txt"
+    assert _wait_for(lambda: log.is_file() and "ms (" in log.read_text()), "the trial never got to training"
+    sweep.send_signal(signal.SIGINT)
+    _, err = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130 and "the same command resumes study space-test-tiny" in err
+    url = read_study_file(workdir / "runs" / "space-test-tiny")["storage"]
+    cut = load_study(url, "space-test-tiny").trials[0]
+    assert cut.state == TrialState.FAIL and cut.user_attrs["fail_reason"] == "interrupted"
+
+    again = _sweep("--trials", "1", "--workers", "1")
+    assert "queued again the interrupted trials 0" in again.stdout
+    trials = load_study(url, "space-test-tiny").trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == cut.params
+
+
 def test_two_workers_on_postgresql_run_every_trial_exactly_once(workdir, postgres_url):
     name = f"pg-{os.getpid()}-{time.monotonic_ns()}"
     run = prepare(_options(trials=6, storage=postgres_url, study=name))

@@ -269,7 +269,12 @@ def sweep_command(
                 time.sleep(2)
             live.update(sweep_view(run.study, trials, started, 0))
 
-    codes = run_sweep(run, options, watch)
+    try:
+        codes = run_sweep(run, options, watch)
+    except KeyboardInterrupt:
+        print(f"archsearch: sweep interrupted; the same command resumes study {run.study.study_name} "
+              "(interrupted trials run again)", file=sys.stderr)
+        raise typer.Exit(130) from None
     front = pareto_front(run.study)
     console.print(front_table(front, f"Pareto front of {run.study.study_name}: zero-shot top-1 vs latency "
                                      f"({run.config.latency.threads} threads, {run.config.latency.backend})"))
@@ -293,8 +298,47 @@ def worker_command(
     """Join a running study (from any machine that reaches its storage) and run its trials."""
     from archsearch.search.worker import run_worker
 
-    ran = run_worker(storage, study, index=index, budget=trials, runs=runs, wandb=wandb)
+    try:
+        ran = run_worker(storage, study, index=index, budget=trials, runs=runs, wandb=wandb)
+    except KeyboardInterrupt:
+        print(f"archsearch: worker {index} interrupted; its trial is queued again when the sweep resumes",
+              file=sys.stderr)
+        raise typer.Exit(130) from None
     console.print(f"worker {index}: ran {ran} trial{'s' if ran != 1 else ''} of {escape(study)}")
+
+
+@app.command("pareto")
+@user_errors_exit_2
+def pareto_command(
+    run_dir: Optional[str] = typer.Argument(None, help="run directory of a study (runs/<study>/)"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="the study's storage URL, instead of RUN_DIR"),
+    study: Optional[str] = typer.Option(None, "--study", help="study name (with --storage)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of tables"),
+    out: Optional[Path] = typer.Option(None, "--out", help="plots directory (default RUN_DIR/pareto)"),
+    vs: Optional[str] = typer.Option(None, "--vs", help="run directory of a second study whose front is overlaid"),
+    ref_latency_ms: Optional[float] = typer.Option(None, "--ref-latency-ms",
+                                                   help="hypervolume reference latency (default 1.1 x the slowest "
+                                                        "scored trial; fix it to compare runs)"),
+    runs: str = typer.Option("runs", "--runs", help="directory of run directories (for --storage)"),
+) -> None:
+    """The Pareto front of a study (zero-shot top-1 vs latency): table, hypervolume, PNG and HTML plots."""
+    from archsearch.analysis.report import build_report, write_plots
+    from archsearch.analysis.source import open_run_dir, open_source
+    from archsearch.analysis.table import front_rows, front_table
+
+    source = open_source(run_dir, storage, study, runs)
+    report = build_report(source, open_run_dir(vs) if vs else None, ref_latency_ms)
+    files = write_plots(report, out or source.out_dir(runs))
+    if as_json:
+        print(json.dumps(report.to_dict(files)))
+        return
+    for front in filter(None, (report.main, report.vs)):
+        console.print(front_table(front_rows(front.trials.front),
+                                  f"Pareto front of {front.source.name}: {len(front.trials.front)} of "
+                                  f"{len(front.trials.scored)} scored trials ({front.source.storage})"))
+        console.print(f"hypervolume of {escape(front.source.name)}: {front.hypervolume:.6g} % x ms")
+    console.print(f"reference point: {escape(str(report.reference))}")
+    console.print(f"plots: {escape(str(files['png']))}, {escape(str(files['html']))}")
 
 
 @app.command("reinforce")

@@ -93,10 +93,10 @@ class TrialRunner:
         trial.set_user_attr("dir", f"trials/{trial.number}")
         try:
             return self._run(trial, directory, log)
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
             trial.set_user_attr("fail_reason", INTERRUPTED)
             log("interrupted")
-            raise
+            raise KeyboardInterrupt from None  # the one Optuna records as FAIL rather than leaving RUNNING
         except PrunedArchitecture as exc:
             trial.set_user_attr("pruned_reason", str(exc))
             log(f"pruned: {exc}")
