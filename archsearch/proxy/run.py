@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 from archsearch.data.dataset import AugmentedDataset, ReinforcedDataset, ReinforcedIterableDataset
 from archsearch.data.store import ReinforcedStore
@@ -22,10 +23,13 @@ def needs_store(recipe: Recipe) -> bool:
 
 
 def run_proxy(spec: ArchSpec, recipe: Recipe, *, wandb: WandbMode = "offline", out_dir: str | Path | None = None,
-              progress: bool = True, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+              progress: bool = True, callbacks: Sequence[Any] = (),
+              eval_guard: Callable[[], ContextManager] = contextlib.nullcontext) -> dict[str, Any]:
     """Train the proxy of full-size `spec` and evaluate it; one JSON-able dict of results.
 
     Raises `NonFiniteLoss` when training diverges (callers record it as the run's failure).
+    `callbacks` join the Lightning trainer and `eval_guard` wraps the evaluation: a sweep uses
+    both to keep its workers' compute out of other workers' latency measurements.
     """
     proxy_spec = scale_down(spec, recipe.scale)
     resolution, context = proxy_spec.resolution, proxy_spec.text.context_length
@@ -46,7 +50,8 @@ def run_proxy(spec: ArchSpec, recipe: Recipe, *, wandb: WandbMode = "offline", o
         module, timing = fit(proxy_spec, dataset, recipe.train, recipe.loss, seed=recipe.seed,
                              teacher_dims=teacher_dims, logger=logger, progress=progress, root=root,
                              num_workers=recipe.data.num_workers, callbacks=callbacks)
-        metrics = evaluate(module.model, *tasks, batch_size=recipe.eval.batch_size)
+        with eval_guard():
+            metrics = evaluate(module.model, *tasks, batch_size=recipe.eval.batch_size)
         if logger:
             logger.log_metrics({f"eval/{k}": v for k, v in metrics.items()})
             logger.experiment.finish()

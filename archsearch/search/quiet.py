@@ -5,7 +5,8 @@ measurement closes the *gate*, so no worker starts another training step, then w
 *busy* lock until the steps already running finish; it measures on an otherwise idle machine
 and opens the gate again. Training holds *busy* shared for one step at a time, so a measurement
 waits at most one step per worker. `flock` locks die with their process: a killed worker never
-leaves the machine locked.
+leaves the machine locked. Other heavy phases of a trial (counting MACs, evaluation) run inside
+`working` as one unit each.
 """
 
 from __future__ import annotations

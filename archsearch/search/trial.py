@@ -116,7 +116,8 @@ class TrialRunner:
                  "mixers": mixer_mix(spec)}
         log(f"start ({preset or 'sampled'}): {attrs['layout']}")
 
-        cost = measure_cost(spec).to_dict()
+        with self.lock.working():  # tracing and counting is compute a measurement must not share
+            cost = measure_cost(spec).to_dict()
         attrs.update({k: cost[k] for k in ("image_params", "text_params", "image_gmacs", "text_gmacs")})
         attrs["params_m"] = (cost["image_params"] + cost["text_params"]) / 1e6
         attrs["gmacs"] = cost["image_gmacs"] + cost["text_gmacs"]
@@ -136,7 +137,7 @@ class TrialRunner:
             log(f"infeasible, not trained: {attrs['infeasible']}")
         else:
             result = run_proxy(spec, self.recipe, wandb=self.wandb, out_dir=directory / "logs", progress=False,
-                               callbacks=[YieldToMeasurements(self.lock)])
+                               callbacks=[YieldToMeasurements(self.lock)], eval_guard=self.lock.working)
             attrs.update({k: result[k] for k in METRIC_KEYS}, trained=True)
             _write_json(directory / "metrics.json", {"status": "ok", **{k: result[k] for k in METRIC_KEYS},
                                                      "steps": result["steps"], "recipe": result["recipe"]})
