@@ -106,7 +106,7 @@ def write(kind: str, meta: dict, rows: list[dict], summary: dict, table: list[st
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"proxy_{kind}.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": rows}, indent=2) + "\n")
     lines = [f"# Proxy benchmark: {kind}", "", f"- date: {meta['date']}", f"- command: `{meta['command']}`",
-             f"- machine: {meta['machine']['cpu']}, {meta['machine']['threads']} threads, torch {meta['machine']['versions']['torch']}",
+             f"- machine: {meta['machine']['cpu']}, {meta['machine']['threads']} threads, torch {meta['machine']['libraries']['torch']}",
              "", *table, "", "```json", json.dumps(summary, indent=2), "```", ""]
     (RESULTS / f"proxy_{kind}.md").write_text("\n".join(lines))
 

@@ -236,7 +236,8 @@ def sweep_command(
                                           help="local worker processes (default: CPUs / the recipe's threads)"),
     seed: int = typer.Option(0, "--seed", help="sampler seed"),
     latency_threads: Optional[int] = typer.Option(None, "--latency-threads",
-                                                  help="threads of the latency measurement (default: every CPU)"),
+                                                  help="threads of the latency measurement (default 1: robust "
+                                                       "to other load on the machine)"),
     runs: str = typer.Option("runs", "--runs", help="directory of run directories and caches"),
     wandb: str = typer.Option("offline", "--wandb", help="online, offline or disabled"),
 ) -> None:

@@ -24,7 +24,12 @@ SAMPLERS: tuple[str, ...] = ("nsga2", "tpe", "gp", "random")
 
 
 class LatencySettings(BaseModel):
-    """How every trial's latency is measured (fixed per study, so figures compare)."""
+    """How every trial's latency is measured (fixed per study, so figures compare).
+
+    One thread by default: a multi-threaded measurement waits at every barrier for its slowest
+    thread, so any other load on the machine (another user, a worker's data loading) inflates it
+    several-fold, while one thread's figure moves only by the time it is preempted.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     backend: str = "torch-cpu"

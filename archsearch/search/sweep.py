@@ -86,7 +86,7 @@ def build_config(options: SweepOptions) -> SweepConfig:
     _check(options)
     space = load_space(options.space)
     recipe = load_recipe(options.recipe)
-    threads = options.latency_threads or _cpus()
+    threads = options.latency_threads or 1
     return SweepConfig(
         space_name=space.name, space_text=Path(space.source).read_text(), recipe=recipe.to_dict(),
         objectives=("zeroshot_top1", "latency_ms", *options.objectives),

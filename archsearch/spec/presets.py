@@ -15,11 +15,13 @@ from archsearch.spec.arch import ArchSpec, ImageHeadSpec, ImageTowerSpec, StageS
 # name -> (factory, timm image reference, open_clip config name or None)
 _PRESETS: dict[str, tuple[Callable[[], ArchSpec], str, str | None]] = {}
 _ALIASES: dict[str, str] = {}
+_PAPER_NAMES: dict[str, str] = {}
 
 
 def register_preset(name: str, timm_reference: str, open_clip_name: str | None, paper_name: str):
     def wrap(fn: Callable[[], ArchSpec]) -> Callable[[], ArchSpec]:
         _PRESETS[name] = (fn, timm_reference, open_clip_name)
+        _PAPER_NAMES[name] = paper_name
         _ALIASES[_normalise(paper_name)] = name
         _ALIASES[_normalise(name)] = name
         return fn
@@ -40,6 +42,11 @@ def resolve_preset_name(name: str) -> str:
         return _ALIASES[_normalise(name)]
     except KeyError:
         raise UserError(f"unknown preset {name!r}; allowed: {', '.join(_PRESETS)}") from None
+
+
+def paper_name(name: str) -> str:
+    """The name the papers use for a preset (``MobileCLIP-S0`` for ``mobileclip_s0``), for plots."""
+    return _PAPER_NAMES[resolve_preset_name(name)]
 
 
 def get_preset(name: str) -> ArchSpec:

@@ -1,0 +1,95 @@
+"""The notebooks' other figures: latency against size, mixers per stage, and proxy fidelity."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from matplotlib.figure import Figure
+
+from archsearch.analysis.colours import PALETTE, colouring
+from archsearch.analysis.fidelity import Fidelity
+from archsearch.analysis.labels import Label, marker_boxes, place_labels
+from archsearch.analysis.mixers import MixerGroup
+from archsearch.analysis.plots import is_wide, label_points, new_figure, scatter_by_colour, set_log
+from archsearch.analysis.table import preset_label
+from archsearch.analysis.trials import TrialSet
+from archsearch.search.record import OBJECTIVES
+
+
+def cost_figure(trials: TrialSet) -> Figure:
+    """Latency against parameters and against GMACs: how well each predicts the measured time."""
+    fig = new_figure((12.0, 5.2))
+    axes = fig.subplots(1, 2, sharey=True)
+    colours = colouring([p.trial for p in trials.scored])
+    latency = lambda p: p.latency_ms  # noqa: E731
+    for ax, key in zip(axes, ("params_m", "gmacs")):
+        cost = lambda p, key=key: p.trial.user_attrs[key]  # noqa: E731
+        scatter_by_colour(ax, trials.scored, colours, cost, latency)
+        for axis, values in (("x", [cost(p) for p in trials.scored]), ("y", [latency(p) for p in trials.scored])):
+            if is_wide(values):
+                set_log(ax, axis)
+        ax.set_xlabel(OBJECTIVES[key].label)
+        ax.grid(True, color="0.9", linewidth=0.6)
+    axes[0].set_ylabel(OBJECTIVES["latency_ms"].label)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, title=colours.title,
+                   title_fontsize=8, frameon=False)
+    fig.suptitle(f"{trials.name}: measured latency against parameters and GMACs", fontsize=12, x=0.01, ha="left")
+    fig.tight_layout()
+    for ax, key in zip(axes, ("params_m", "gmacs")):
+        label_points(ax, trials.scored, [], lambda p, key=key: p.trial.user_attrs[key], latency)
+    return fig
+
+
+def mixer_figure(groups: Sequence[MixerGroup], title: str) -> Figure:
+    """Per stage, how many scored trials use each mixer (darker: those on the front), and their
+    mean zero-shot top-1."""
+    fig = new_figure((12.0, 4.8))
+    count_ax, top1_ax = fig.subplots(1, 2)
+    parts = list(dict.fromkeys(g.part for g in groups))
+    mixers = sorted({g.mixer for g in groups})
+    width = 0.8 / max(len(mixers), 1)
+    for i, mixer in enumerate(mixers):
+        colour = PALETTE[i % len(PALETTE)]
+        xs, mine = [], []
+        for j, part in enumerate(parts):
+            for g in groups:
+                if g.part == part and g.mixer == mixer:
+                    xs.append(j + (i - (len(mixers) - 1) / 2) * width)
+                    mine.append(g)
+        count_ax.bar(xs, [g.trials for g in mine], width, color=colour, alpha=0.45, label=mixer)
+        count_ax.bar(xs, [g.on_front for g in mine], width, color=colour, alpha=1.0)
+        top1_ax.bar(xs, [g.mean_top1 for g in mine], width, color=colour, alpha=0.8, label=mixer)
+        top1_ax.scatter(xs, [g.best_top1 for g in mine], marker="_", s=120, color="black", zorder=3)
+    for ax, ylabel in ((count_ax, "scored trials (darker: on the front)"),
+                       (top1_ax, f"{OBJECTIVES['zeroshot_top1'].label}: mean (bars), best (dashes)")):
+        ax.set_xticks(range(len(parts)), parts)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, axis="y", color="0.9", linewidth=0.6)
+    top1_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="token mixer", frameon=False)
+    fig.suptitle(title, fontsize=12, x=0.01, ha="left")
+    fig.tight_layout()
+    return fig
+
+
+def fidelity_figure(fidelity: Fidelity) -> Figure:
+    """Short- against long-recipe scores, one panel per variant, with Kendall's tau: how far the
+    cheap proxy's ranking can be trusted."""
+    fig = new_figure((6.0 * len(fidelity.variants), 5.5))
+    axes = fig.subplots(1, len(fidelity.variants), squeeze=False)[0]
+    for i, (ax, variant) in enumerate(zip(axes, fidelity.variants)):
+        ax.scatter(variant.short, variant.long, s=36, color=PALETTE[i % len(PALETTE)], edgecolors="white",
+                   linewidths=0.5, zorder=3)
+        ax.set_title(f"{variant.label}: Kendall tau = {variant.kendall_tau:.2f}", fontsize=11)
+        ax.set_xlabel(f"zero-shot top-1, short proxy {fidelity.short_recipe} (%)")
+        ax.set_ylabel(f"zero-shot top-1, long proxy {fidelity.long_recipe} (%)")
+        ax.grid(True, color="0.9", linewidth=0.6)
+        ax.margins(0.15)
+    fig.suptitle(f"Proxy fidelity: short vs long recipe over {len(fidelity.architectures)} architectures"
+                 + (f" ({fidelity.date})" if fidelity.date else ""), fontsize=12, x=0.01, ha="left")
+    fig.tight_layout()
+    for ax, variant in zip(axes, fidelity.variants):
+        xy = list(zip(variant.short, variant.long))
+        names = [preset_label(n) for n in fidelity.architectures]  # presets by their papers' names
+        place_labels(ax, [Label(n, x, y) for n, (x, y) in zip(names, xy)], marker_boxes(ax, xy),
+                     fontsize=7.5, color="0.1")
+    return fig

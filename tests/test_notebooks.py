@@ -1,0 +1,74 @@
+"""The notebooks: committed without outputs, and run top to bottom (nbclient) on a small study and
+a small fidelity result, as `jupyter` would run them from notebooks/."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from analysis_helpers import build_study
+
+NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
+NAMES = ("pareto", "proxy_fidelity")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebooks_have_no_outputs(name):
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.outputs == [] and c.execution_count is None for c in code), \
+        f"{name}.ipynb has outputs: clear them before committing"
+    assert set(nb.metadata) <= {"kernelspec", "language_info"}  # no widget state or other leftovers
+    assert "os.environ.get(\"ARCHSEARCH_" in code[0].source  # the first code cell reads the parameters
+
+
+def execute(name: str) -> list:
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"], "warnings leaked"
+    return outputs
+
+
+def _kinds(outputs) -> list[str]:
+    return [kind for o in outputs for kind in o.get("data", {})]
+
+
+def test_pareto_notebook_runs_on_a_small_study(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHSEARCH_RUN_DIR", str(build_study(tmp_path / "known", "known")))
+    outputs = execute("pareto")
+    printed = "".join(o.text for o in outputs if o.output_type == "stream")
+    assert "hypervolume 830 % x ms" in printed and "stage 4  attention" in printed
+    assert _kinds(outputs).count("image/png") == 3  # Pareto, cost, mixers
+    assert "application/vnd.plotly.v1+json" in _kinds(outputs)  # Optuna's importance plot
+
+
+def fidelity_result(path: Path) -> Path:
+    """A small result in the format `benchmarks/proxy_scores.py fidelity` writes (its `write`)."""
+    names = ["mobileclip_s0", "mobileclip_s1", "mobileclip_b", "vitamin_s", "hybrid-s0-0", "hybrid-s0-3"]
+    runs = [{"arch": n, "recipe": r, "layout": "R2 @64 | text R x64", "zeroshot_top1": 20.0 + i}
+            for i, n in enumerate(names) for r in ("cpu-tiny", "cpu-small", "cpu-tiny-plain", "cpu-small-plain")]
+    path.write_text(json.dumps({
+        "meta": {"date": "2026-01-02", "command": "python benchmarks/proxy_scores.py fidelity --samples 2",
+                 "machine": {"cpu": "test", "threads": 1, "versions": {"torch": "2.14.1"}},
+                 "recipe": {"name": "cpu-tiny"}},
+        "summary": {"architectures": names,
+                    "reinforced": {"kendall_tau": 0.733, "short": [20, 25, 31, 28, 22, 24],
+                                   "long": [30, 36, 45, 40, 31, 33]},
+                    "plain": {"kendall_tau": 0.467, "short": [18, 22, 25, 26, 21, 19],
+                              "long": [28, 30, 41, 36, 31, 29]}},
+        "runs": runs}, indent=2))
+    return path
+
+
+def test_proxy_fidelity_notebook_runs_on_a_small_result(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHSEARCH_FIDELITY_JSON", str(fidelity_result(tmp_path / "proxy_fidelity.json")))
+    outputs = execute("proxy_fidelity")
+    printed = "".join(o.text for o in outputs if o.output_type == "stream")
+    assert "short recipe cpu-tiny, long recipe cpu-small, 6 architectures" in printed
+    assert "reinforced: Kendall tau 0.73" in printed and "plain: Kendall tau 0.47" in printed
+    assert _kinds(outputs).count("image/png") == 1
