@@ -247,7 +247,8 @@ def sweep_command(
     from rich.live import Live
 
     from archsearch.analysis.front import pareto_front
-    from archsearch.search.progress import front_table, sweep_view
+    from archsearch.analysis.table import front_rows, front_table
+    from archsearch.search.progress import sweep_view
     from archsearch.search.sweep import SweepOptions, prepare, prepare_data, run_sweep
 
     options = SweepOptions(space=space, recipe=recipe, trials=trials, study=study, storage=storage, sampler=sampler,
@@ -277,7 +278,7 @@ def sweep_command(
               "(interrupted trials run again)", file=sys.stderr)
         raise typer.Exit(130) from None
     front = pareto_front(run.study)
-    console.print(front_table(front, f"Pareto front of {run.study.study_name}: zero-shot top-1 vs latency "
+    console.print(front_table(front_rows(front), f"Pareto front of {run.study.study_name}: zero-shot top-1 vs latency "
                                      f"({run.config.latency.threads} threads, {run.config.latency.backend})"))
     console.print(f"trials in {escape(str(run.directory / 'trials'))}/; plots: archsearch pareto {escape(str(run.directory))}")
     if any(codes):
