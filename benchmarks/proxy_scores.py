@@ -127,7 +127,8 @@ def main() -> None:
     header = "| arch | layout | zero-shot top-1 | I->T R@1 | T->I R@1 | train s | images/s |"
 
     def line(r):
-        return (f"| {r['arch']} | {r['layout']} | {r['zeroshot_top1']:.1f} | {r['i2t_r1']:.1f} | {r['t2i_r1']:.1f} "
+        layout = r["layout"].replace("|", r"\|")  # the text part's separator would split the table cell
+        return (f"| {r['arch']} | {layout} | {r['zeroshot_top1']:.1f} | {r['i2t_r1']:.1f} | {r['t2i_r1']:.1f} "
                 f"| {r['train_seconds']:.0f} | {r['images_per_second']:.0f} |")
 
     if args.kind == "spread":
