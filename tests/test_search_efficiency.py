@@ -1,0 +1,140 @@
+"""The pure functions of benchmarks/search_efficiency.py: hypervolume, trials-to-target, the summary,
+sampler arguments and the accuracy stand-in (no model is built, nothing is measured)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+from archsearch.spec.presets import get_preset
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "search_efficiency.py"
+_SPEC = importlib.util.spec_from_file_location("search_efficiency", _PATH)
+se = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(se)
+
+COST = {"image_params": 20e6, "text_params": 40e6, "image_gmacs": 5.0, "text_gmacs": 1.5}
+
+
+def test_hypervolume_single_point_is_its_box():
+    # acc 70% on (-acc/100) against -0.4: 0.3 wide; 10 of 40 GMACs: 0.75 high
+    assert se.hypervolume([(70.0, 10.0)], acc_ref=40.0, gmacs_ref=40.0) == pytest.approx(0.3 * 0.75)
+
+
+def test_hypervolume_two_points_and_dominated_and_outside():
+    a, b = (60.0, 4.0), (80.0, 20.0)
+    union = 0.2 * 0.9 + 0.4 * 0.5 - 0.2 * 0.5
+    assert se.hypervolume([a, b]) == pytest.approx(union)
+    assert se.hypervolume([a, b, (55.0, 30.0)]) == pytest.approx(union)  # dominated: adds nothing
+    assert se.hypervolume([a, b, (30.0, 1.0), (90.0, 50.0)]) == pytest.approx(union)  # outside the box
+    assert se.hypervolume([]) == 0.0
+
+
+def test_hypervolume_curve_carries_over_pruned_trials():
+    curve = se.hypervolume_curve([None, (60.0, 4.0), None, (80.0, 20.0), (50.0, 30.0)])
+    assert curve[0] == 0.0
+    assert curve[1] == curve[2] == pytest.approx(0.2 * 0.9)
+    assert curve[3] == curve[4] == pytest.approx(se.hypervolume([(60.0, 4.0), (80.0, 20.0)]))
+    assert all(x <= y for x, y in zip(curve, curve[1:]))
+
+
+def test_trials_to_reach():
+    assert se.trials_to_reach([0.1, 0.2, 0.3], 0.2) == 2
+    assert se.trials_to_reach([0.1, 0.2, 0.3], 0.31) is None
+    assert se.trials_to_reach([0.5], 0.1) == 1
+
+
+def test_summarise_target_and_censoring():
+    runs = {"random": [[0.1, 0.2, 0.4], [0.1, 0.3, 0.6]],   # target = mean final = 0.5
+            "tpe": [[0.2, 0.5, 0.7], [0.1, 0.2, 0.3]]}
+    s = se.summarise(runs, checkpoints=(1, 3, 10))
+    assert s["budget"] == 3 and s["target_hv"] == pytest.approx(0.5)
+    assert set(s["samplers"]["tpe"]["hv"]) == {"1", "3"}
+    assert s["samplers"]["tpe"]["hv"]["3"]["mean"] == pytest.approx(0.5)
+    tpe = s["samplers"]["tpe"]
+    assert tpe["trials_to_target"] == [2, None]
+    assert tpe["mean_trials_to_target"] == pytest.approx((2 + 4) / 2)  # never reached: budget + 1
+    assert tpe["mean_trials_to_target_is_lower_bound"] and tpe["seeds_reaching"] == 1
+    assert tpe["mean_curve_trials_to_target"] == 3  # mean curve 0.15, 0.35, 0.5
+
+
+def test_verdict_wording():
+    runs = {"random": [[0.1, 0.2, 0.4]], "tpe": [[0.5, 0.5, 0.5]]}
+    s = se.summarise(runs)
+    assert se.verdict(s).startswith("Default (tpe): meets the target")
+
+
+def test_parse_sampler():
+    assert se.parse_sampler("tpe") == ("tpe", {})
+    assert se.parse_sampler("nsga2:population_size=20,crossover_prob=0.8") == (
+        "nsga2", {"population_size": 20, "crossover_prob": 0.8})
+    assert se.parse_sampler("tpe:multivariate=false") == ("tpe", {"multivariate": False})
+    with pytest.raises(ValueError):
+        se.parse_sampler("tpe:oops")
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_build_sampler_goes_through_make_sampler():
+    import optuna
+
+    sampler, as_sweep = se.build_sampler("tpe", 0)
+    assert isinstance(sampler, optuna.samplers.TPESampler) and as_sweep
+    sampler, as_sweep = se.build_sampler("tpe:n_startup_trials=5", 0)
+    assert isinstance(sampler, optuna.samplers.TPESampler) and not as_sweep
+    sampler, as_sweep = se.build_sampler("nsga2:population_size=20", 0)
+    assert isinstance(sampler, optuna.samplers.NSGAIISampler) and not as_sweep
+
+
+def test_spec_noise_is_fixed_and_standard():
+    assert se.spec_noise("abc") == se.spec_noise("abc")
+    draws = [se.spec_noise(f"{i:012x}") for i in range(2000)]
+    mean = sum(draws) / len(draws)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in draws) / len(draws))
+    assert abs(mean) < 0.1 and 0.9 < sd < 1.1
+
+
+def test_accuracy_stand_in_is_deterministic_and_saturating():
+    spec = get_preset("mobileclip_s0")
+    acc = se.accuracy_stand_in(spec, COST, "fixed")
+    assert acc == se.accuracy_stand_in(spec, COST, "fixed")
+    assert 0.0 <= acc <= 100.0
+    bigger = [se.accuracy_stand_in(spec, {**COST, "image_gmacs": g, "image_params": g * 4e6}, "fixed")
+              for g in (1, 2, 4, 8, 16, 32, 64, 128)]
+    steps = [b - a for a, b in zip(bigger, bigger[1:])]
+    assert all(s > 0 for s in steps)          # more capacity, more accuracy
+    assert steps[-1] < steps[len(steps) // 2]  # ... with diminishing returns
+    huge = se.accuracy_stand_in(spec, {**COST, "image_gmacs": 1e6, "image_params": 1e12, "text_params": 1e12}, "x")
+    assert huge <= se.ACC_FLOOR + se.ACC_SPAN + se.HYBRID_BONUS + 5 * se.NOISE_SD + 5
+
+
+def test_latency_stand_in():
+    assert se.latency_stand_in(COST) == pytest.approx(6.5)
+
+
+def _run(sampler, seed, hv, presets=True):
+    return {"sampler": sampler, "seed": seed, "presets": presets, "as_sweep": ":" not in sampler, "hv": hv,
+            "pruned": 0, "repeats": 0, "sampler_seconds": 0.1, "seconds": 1.0, "trials": []}
+
+
+def test_variant_and_markdown(monkeypatch):
+    monkeypatch.setattr(se, "CHECKPOINTS", (1, 3))
+    runs = [_run("random", 0, [0.1, 0.2, 0.4]), _run("random", 1, [0.1, 0.3, 0.6]),
+            _run("tpe", 0, [0.1, 0.5, 0.7]), _run("tpe", 1, [0.1, 0.6, 0.6]),
+            _run("tpe:n_startup_trials=5", 0, [0.1, 0.1, 0.1]), _run("tpe:n_startup_trials=5", 1, [0.1, 0.1, 0.5])]
+    v = se.variant(runs[::-1], ["tpe", "tpe:n_startup_trials=5", "random"], "random")
+    assert [(r["sampler"], r["seed"]) for r in v["runs"]][:2] == [("tpe", 0), ("tpe", 1)]
+    assert v["as_sweep"] == {"tpe": True, "tpe:n_startup_trials=5": False, "random": True}
+    assert v["verdict"].startswith("Default (tpe): meets the target: mean 2.0 trials")
+    meta = {"space": "hybrid", "seeds": [0, 1], "trials": 3, "presets": ["mobileclip_s0"], "fingerprint": {"id": "x"},
+            "date": "today", "optuna": "5", "torch": "2", "command": "python benchmarks/search_efficiency.py",
+            "wall_seconds": 1.0, "jobs": 1, "measure_seconds": 0.0, "measured": 0, "cached_at_start": 3,
+            "cache": "runs/c.jsonl", "distinct_architectures": 3, "mean_cost_seconds": 2.0, "cold_measure_seconds": 6, "notes": ["a note"]}
+    preset = {"preset": "mobileclip_s0", "acc": 58.0, "gmacs": 3.7, "params_m": 54.0, "layout": "R2 | text A x512"}
+    text = se.to_markdown({"meta": meta, **v, "preset_values": [preset],
+                           "no_presets": se.variant([_run("random", 0, [0.2, 0.3, 0.3], False)], ["random"], "random")})
+    assert "| tpe | 0.1000 ± 0.0000 | 0.6500 ± 0.0707 | 2.0 (2, 2) | 2/2 | 2 |" in text
+    assert "tpe:n_startup_trials=5 (not make_sampler default)" in text and "≥ 3.5 (>3, 3)" in text
+    assert "R2 / text A x512" in text and "## Hypervolume: no presets" in text and "- a note" in text
