@@ -142,6 +142,19 @@ def hypervolume_curve(values: Sequence[Optional[tuple[float, float]]], acc_ref: 
     return curve
 
 
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the (accuracy, GMACs) points no other point dominates (higher or equal accuracy and
+    lower or equal GMACs, one of them strictly), first occurrence of duplicates only, by GMACs."""
+    front, seen = [], set()
+    for i, (a, g) in enumerate(points):
+        if (a, g) in seen:
+            continue
+        seen.add((a, g))
+        if not any((a2 >= a and g2 <= g) and (a2 > a or g2 < g) for a2, g2 in points):
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][1])
+
+
 def trials_to_reach(curve: Sequence[float], target: float) -> Optional[int]:
     """The first trial count n at which curve (entry n-1) reaches `target`, or None within the budget."""
     for n, hv in enumerate(curve, 1):
@@ -328,14 +341,14 @@ def run_study(sampler_arg: str, seed: int, trials: int, space_name: str, presets
         except PrunedArchitecture as exc:
             sampling += time.perf_counter() - t0
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            records.append({"state": "pruned", "rule": exc.rule})
+            records.append({"trial": n, "state": "pruned", "rule": exc.rule})
             values.append(None)
             continue
         sampling += time.perf_counter() - t0
         sid = spec_id(spec)
         acc, gmacs, cost = evaluate(spec, sid)
         study.tell(trial, (acc, gmacs))
-        record = {"state": "complete", "id": sid, "acc": round(acc, 4), "gmacs": round(gmacs, 5),
+        record = {"trial": n, "state": "complete", "id": sid, "acc": round(acc, 4), "gmacs": round(gmacs, 5),
                   "params_m": round((cost["image_params"] + cost["text_params"]) / 1e6, 3),
                   "layout": layout_summary(spec)}
         if "preset" in trial.user_attrs:
@@ -346,12 +359,17 @@ def run_study(sampler_arg: str, seed: int, trials: int, space_name: str, presets
             print(f"  {sampler_arg} seed {seed}: {n}/{trials} trials, {evaluate.measured} measured "
                   f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     curve = hypervolume_curve(values)
-    ids = [r["id"] for r in records if r["state"] == "complete"]
-    return {"sampler": sampler_arg, "seed": seed, "presets": presets, "as_sweep": as_sweep, "hv": [round(h, 6) for h in curve],
-            "pruned": sum(r["state"] == "pruned" for r in records), "distinct": len(set(ids)),
-            "repeats": len(ids) - len(set(ids)), "measured": evaluate.measured,
+    complete = [r for r in records if r["state"] == "complete"]
+    ids = [r["id"] for r in complete]
+    return {"sampler": sampler_arg, "seed": seed, "presets": presets, "as_sweep": as_sweep,
+            "hv": [round(h, 6) for h in curve], "pruned": len(records) - len(complete),
+            "pruned_rules": [r["rule"] for r in records if r["state"] == "pruned"],
+            "distinct": len(set(ids)), "repeats": len(ids) - len(set(ids)), "measured": evaluate.measured,
             "measure_seconds": round(evaluate.seconds, 1), "sampler_seconds": round(sampling, 2),
-            "seconds": round(time.perf_counter() - started, 1), "trials": records}
+            "seconds": round(time.perf_counter() - started, 1),
+            "trials": [[r["id"], r["acc"], r["gmacs"]] if r["state"] == "complete" else None for r in records],
+            "enqueued": [r for r in complete if "preset" in r],
+            "front": [complete[i] for i in pareto_front([(r["acc"], r["gmacs"]) for r in complete])]}
 
 
 def _run_study_job(job: tuple) -> dict:
@@ -369,7 +387,8 @@ def hv_table(variant: dict, n_seeds: int) -> list[str]:
              + (f" ({target:.4f})" if target is not None else "")
              + f" (a seed that never does counts as {budget + 1}, and the mean is then a lower bound, '≥').", "",
              "| sampler | " + " | ".join(f"HV@{n}" for n in shown)
-             + f" | trials to {summary['reference']}'s HV@{budget}: mean (per seed) | seeds reaching | mean curve reaches at |",
+             + f" | trials to {summary['reference']}'s HV@{budget}: mean (per seed) | seeds reaching"
+             " | mean curve reaches at |",
              "|---|" + "---|" * (len(shown) + 3)]
     for label, row in summary["samplers"].items():
         hv = " | ".join(f"{row['hv'][str(n)]['mean']:.4f} ± {row['hv'][str(n)]['std']:.4f}" for n in shown)
@@ -391,9 +410,29 @@ def run_table(runs: list[dict]) -> list[str]:
     lines = ["| sampler | presets | seed | HV@final | pruned | repeated archs | sampler s | run s |",
              "|---|---|---|---|---|---|---|---|"]
     for run in runs:
-        lines.append(f"| {run['sampler']} | {'yes' if run['presets'] else 'no'} | {run['seed']} | {run['hv'][-1]:.4f} | "
+        lines.append(f"| {run['sampler']} | {'yes' if run['presets'] else 'no'} | {run['seed']} | "
+                     f"{run['hv'][-1]:.4f} | "
                      f"{run['pruned']} | {run['repeats']} | {run['sampler_seconds']:.1f} | {run['seconds']:.1f} |")
     return lines
+
+
+def compact_json(obj, indent: int = 0) -> str:
+    """JSON indented by one space per level, except that a list of scalars or of flat lists (an HV
+    curve, the trial rows) stays on one line, and a dict of scalars too."""
+    def flat(x):
+        return not isinstance(x, (dict, list))
+
+    if isinstance(obj, list) and all(flat(x) or (isinstance(x, list) and all(map(flat, x))) for x in obj):
+        return json.dumps(obj)
+    if isinstance(obj, dict) and all(map(flat, obj.values())):
+        return json.dumps(obj, ensure_ascii=False)
+    pad, inner = " " * indent, " " * (indent + 1)
+    if isinstance(obj, list):
+        return "[\n" + ",\n".join(inner + compact_json(x, indent + 1) for x in obj) + "\n" + pad + "]"
+    if isinstance(obj, dict):
+        return ("{\n" + ",\n".join(f"{inner}{json.dumps(k)}: {compact_json(v, indent + 1)}" for k, v in obj.items())
+                + "\n" + pad + "}")
+    return json.dumps(obj, ensure_ascii=False)
 
 
 def to_markdown(result: dict) -> str:
@@ -408,7 +447,8 @@ def to_markdown(result: dict) -> str:
         "",
         f"Command: `{meta['command']}`",
         "",
-        f"Wall time {meta['wall_seconds']:.0f} s with {meta['jobs']} process(es), of which {meta['measure_seconds']:.0f} s "
+        f"Wall time {meta['wall_seconds']:.0f} s with {meta['jobs']} process(es), of which "
+        f"{meta['measure_seconds']:.0f} s "
         f"(summed over processes) measuring the MACs of {meta['measured']} architectures not yet cached; "
         f"{meta['cached_at_start']} evaluations were cached by spec_id in `{meta['cache']}` at the start. "
         f"{meta['distinct_architectures']} distinct architectures were evaluated in all; their MAC count took "
@@ -417,7 +457,8 @@ def to_markdown(result: dict) -> str:
         "",
         "## Setup, and what is a stand-in",
         "",
-        f"- {meta['trials']} trials per study, seeds {', '.join(map(str, meta['seeds']))}; one worker, trials one after "
+        f"- {meta['trials']} trials per study, seeds {', '.join(map(str, meta['seeds']))}; one worker, trials one "
+        "after "
         "another; samplers from `archsearch.search.samplers.make_sampler` (exactly what `archsearch sweep` uses; the "
         "sampler seed is what worker 0 of a sweep with `--seed S` gets); two objectives (accuracy up, latency down), "
         "no constraints. A label with `:key=value` changes a setting and is marked as not the default.",
@@ -431,7 +472,8 @@ def to_markdown(result: dict) -> str:
         "RandomSampler with the study's seed, so for a given seed they are the very architectures random search "
         "samples first (TPE: until `n_startup_trials` trials are complete; NSGA-II: the first population, 50). The "
         "curves are paired by seed and equal until a sampler starts to model.",
-        "- **Latency is a stand-in**: total fvcore GMACs (image + text; folded model; 1 image at the spec's resolution, "
+        "- **Latency is a stand-in**: total fvcore GMACs (image + text; folded model; 1 image at the spec's "
+        "resolution, "
         "1 sequence of 77 tokens) from `archsearch.latency.cost.measure_cost`, the count the sweep stores as `gmacs`. "
         "The latency predictor was not used: no table exists for this machine, and building one and measuring units on "
         "demand on this shared 2-core CPU would cost far more than the MAC count for the "
@@ -440,13 +482,15 @@ def to_markdown(result: dict) -> str:
         "- **Accuracy is a stand-in**, a fixed function of the architecture only, never of the sampler "
         f"(`accuracy_stand_in`): `{ACC_FLOOR:g} + {ACC_SPAN:g} * sigmoid((capacity - {CAPACITY_MID:g}) / "
         f"{CAPACITY_SCALE:g})` with capacity = 0.55 ln(image GMACs) + 0.25 ln(image Mparams) + 0.20 ln(text Mparams); "
-        f"plus {HYBRID_BONUS:g} · 4a(1-a) (a: attention share of image blocks), {DEPTH_BONUS:g} · ln(image blocks / 12), "
-        f"{TEXT_ATTENTION_BONUS:g} · (attention share of text layers) and {NOISE_SD:g} · N(0,1) drawn from the spec hash; "
-        "clipped to [0, 100]. Its constants were set from the presets (table below) before any sampler ran and were not "
+        f"plus {HYBRID_BONUS:g} · 4a(1-a) (a: attention share of image blocks), {DEPTH_BONUS:g} · "
+        f"ln(image blocks / 12), {TEXT_ATTENTION_BONUS:g} · (attention share of text layers) and {NOISE_SD:g} · "
+        "N(0,1) drawn from the spec hash; clipped to [0, 100]. Its constants were set from the presets (table below) "
+        "before any sampler ran and were not "
         "changed after. It says nothing about real zero-shot accuracy: what is measured is how fast each sampler "
         "finds a front of this shape in this space.",
         f"- Hypervolume: `optuna._hypervolume.compute_hypervolume` (Optuna's WFG) on the minimised pair "
-        f"(-accuracy/100, GMACs/{GMACS_REF:g}) with the fixed reference point (-{ACC_REF / 100:g}, 1), i.e. an accuracy "
+        f"(-accuracy/100, GMACs/{GMACS_REF:g}) with the fixed reference point (-{ACC_REF / 100:g}, 1), i.e. an "
+        "accuracy "
         f"floor of {ACC_REF:g}% and a ceiling of {GMACS_REF:g} GMACs (every architecture of the space evaluated here "
         "lies inside; a point outside would count nothing). HV after n trials is that of the completed trials among "
         "the first n. The HV is in units of (accuracy fraction) x (fraction of "
@@ -458,7 +502,8 @@ def to_markdown(result: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for p in result["preset_values"]:
-        lines.append(f"| {p['preset']} | {p['acc']:.1f} | {p['gmacs']:.2f} | {p['params_m']:.1f} | {p['layout'].replace('|', '/')} |")
+        lines.append(f"| {p['preset']} | {p['acc']:.1f} | {p['gmacs']:.2f} | {p['params_m']:.1f} | "
+                     f"{p['layout'].replace('|', '/')} |")
     title = "presets enqueued first, as in a sweep" if meta["presets"] else "no presets"
     lines += ["", f"## Hypervolume: {title}", "", *hv_table(result, n_seeds)]
     if result.get("no_presets"):
@@ -467,8 +512,9 @@ def to_markdown(result: dict) -> str:
     if meta.get("notes"):
         lines += ["", "## Notes", "", *(f"- {n}" for n in meta["notes"])]
     lines += ["", "## Per run", "", *run_table(result["runs"] + result.get("no_presets", {}).get("runs", [])),
-              "", "Per-trial hypervolumes and every trial's architecture, stand-in values and state are in the JSON "
-              "beside this file (`runs[*].hv`, `runs[*].trials`; `no_presets.runs` likewise).", ""]
+              "", "In the JSON beside this file, per run: `hv` (the HV after each trial), `trials` ([spec_id, accuracy "
+              "stand-in, GMACs] per trial, null when pruned) and `front` (its final front, with layouts); "
+              "`no_presets.runs` likewise.", ""]
     return "\n".join(lines)
 
 
@@ -548,7 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     for presets, samplers in ((not args.no_presets, args.samplers), (False, also)):
         order = [s for s in samplers if s == args.reference] + [s for s in samplers if s != args.reference]
-        jobs += [(s, seed, args.trials, args.space, presets, args.cache, 10) for s in order for seed in range(args.seeds)]
+        jobs += [(s, seed, args.trials, args.space, presets, args.cache, 10)
+                 for s in order for seed in range(args.seeds)]
     print(f"{len(jobs)} studies of {args.trials} trials on {args.space}, {args.jobs} at a time; "
           f"{cached_at_start} evaluations cached in {args.cache}", file=sys.stderr, flush=True)
 
@@ -577,10 +624,10 @@ def main(argv: list[str] | None = None) -> int:
     preset_values = []
     if presets:
         preset_values = [{k: t[k] for k in ("preset", "acc", "gmacs", "params_m", "layout")}
-                         for t in main_runs[0]["trials"] if "preset" in t]
+                         for t in main_runs[0]["enqueued"]]
     fp = device_fingerprint("torch-cpu", 1)
     cache = load_cache(Path(args.cache))
-    used = {t["id"] for r in runs for t in r["trials"] if t["state"] == "complete"}
+    used = {t[0] for r in runs for t in r["trials"] if t is not None}
     timed = [cache[i]["seconds"] for i in used if "seconds" in cache.get(i, {})]
     notes = []
     scipy_origin = scipy_outside_env()
@@ -596,7 +643,8 @@ def main(argv: list[str] | None = None) -> int:
             "target": f"the default sampler (tpe) reaches {args.reference}'s mean HV@{args.trials} in <= "
                       f"{TARGET_TRIALS} trials (mean over seeds)",
             "hv_reference_point": {"accuracy_pct": ACC_REF, "gmacs": GMACS_REF,
-                                   "minimised": [-ACC_REF / 100, 1.0], "normalisation": f"(-acc/100, gmacs/{GMACS_REF:g})"},
+                                   "minimised": [-ACC_REF / 100, 1.0],
+                                   "normalisation": f"(-acc/100, gmacs/{GMACS_REF:g})"},
             "latency_stand_in": "total fvcore GMACs (image + text) from archsearch.latency.cost.measure_cost",
             "accuracy_stand_in": accuracy_stand_in.__doc__.strip(),
             "fingerprint": fp, "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -614,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"meta": meta, **result, "preset_values": preset_values}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".json").write_text(compact_json(result) + "\n")
     out.with_suffix(".md").write_text(to_markdown(result))
     for name, v in (("presets" if presets else "no presets", result), ("no presets", result.get("no_presets"))):
         if not v:

@@ -131,10 +131,26 @@ def test_variant_and_markdown(monkeypatch):
     meta = {"space": "hybrid", "seeds": [0, 1], "trials": 3, "presets": ["mobileclip_s0"], "fingerprint": {"id": "x"},
             "date": "today", "optuna": "5", "torch": "2", "command": "python benchmarks/search_efficiency.py",
             "wall_seconds": 1.0, "jobs": 1, "measure_seconds": 0.0, "measured": 0, "cached_at_start": 3,
-            "cache": "runs/c.jsonl", "distinct_architectures": 3, "mean_cost_seconds": 2.0, "cold_measure_seconds": 6, "notes": ["a note"]}
+            "cache": "runs/c.jsonl", "distinct_architectures": 3, "mean_cost_seconds": 2.0, "cold_measure_seconds": 6,
+            "notes": ["a note"]}
     preset = {"preset": "mobileclip_s0", "acc": 58.0, "gmacs": 3.7, "params_m": 54.0, "layout": "R2 | text A x512"}
     text = se.to_markdown({"meta": meta, **v, "preset_values": [preset],
                            "no_presets": se.variant([_run("random", 0, [0.2, 0.3, 0.3], False)], ["random"], "random")})
     assert "| tpe | 0.1000 ± 0.0000 | 0.6500 ± 0.0707 | 2.0 (2, 2) | 2/2 | 2 |" in text
     assert "tpe:n_startup_trials=5 (not make_sampler default)" in text and "≥ 3.5 (>3, 3)" in text
     assert "R2 / text A x512" in text and "## Hypervolume: no presets" in text and "- a note" in text
+
+
+def test_pareto_front():
+    points = [(60.0, 4.0), (55.0, 5.0), (70.0, 10.0), (60.0, 4.0), (70.0, 9.0), (50.0, 1.0)]
+    assert se.pareto_front(points) == [5, 0, 4]  # by GMACs; the duplicate and the dominated left out
+    assert se.pareto_front([]) == []
+
+
+def test_compact_json_round_trips():
+    import json
+
+    obj = {"a": [1, 2.5, None], "b": [["x", 1.0, 2.0], None], "c": {"d": 1, "e": [{"f": [1, 2]}]}}
+    text = se.compact_json(obj)
+    assert json.loads(text) == obj
+    assert '"a": [1, 2.5, null]' in text and '"b": [["x", 1.0, 2.0], null]' in text

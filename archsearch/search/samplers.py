@@ -1,9 +1,10 @@
 """Optuna samplers by name, all aware of the study's constraints.
 
-TPE is the default: on a define-by-run space with conditional parameters (layouts, blocks,
-text depth) its multivariate, grouped form models the joint choices from the first dozen trials,
-where NSGA-II's generations of 50 stay close to random search for a small budget (see
-`benchmarks/search_efficiency.py`).
+TPE is the default. On `benchmarks/search_efficiency.py` (hybrid space, GMACs and a documented
+accuracy stand-in, 5 seeds) it is the only built-in sampler whose 100-trial hypervolume beats
+random search's on every seed; NSGA-II equals random search for its first generation of 50 and
+GP ends level with it. It starts modelling after 20 trials (the enqueued presets count among
+them): 10 reached random's 100-trial hypervolume in 76.6 trials on average, 20 in 61.0.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ ConstraintsFunc = Callable[[FrozenTrial], Sequence[float]]
 
 
 def make_sampler(name: str, seed: int | None, constraints_func: ConstraintsFunc | None = None,
-                 n_startup_trials: int = 10) -> optuna.samplers.BaseSampler:
+                 n_startup_trials: int = 20) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
                                           n_startup_trials=n_startup_trials, constraints_func=constraints_func)
