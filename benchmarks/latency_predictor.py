@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from scipy.stats import kendalltau
 
 from archsearch.latency.table import CACHE_POLICIES, DEFAULT_CACHE_DIR, build_table, sample_archs, spec_id
 from archsearch.latency.timing import TimingProtocol
@@ -35,28 +36,8 @@ QUICK = dict(warmup=2, min_runs=6, round_size=3, max_runs=30)
 
 
 def kendall_tau(x: list[float], y: list[float]) -> float:
-    """Kendall's tau-b (scipy.stats.kendalltau's default), O(n^2)."""
-    try:
-        from scipy.stats import kendalltau
-        return float(kendalltau(x, y).statistic)
-    except ImportError:
-        pass
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(len(x)):
-        for j in range(i + 1, len(x)):
-            dx, dy = x[i] - x[j], y[i] - y[j]
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif (dx > 0) == (dy > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denominator = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
-    return (concordant - discordant) / denominator if denominator else float("nan")
+    """Kendall's tau-b (scipy, a declared dependency)."""
+    return float(kendalltau(x, y).statistic)
 
 
 def within_share(measured: list[float], predicted: list[float], tolerance: float = 0.10) -> float:

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import optuna
+from scipy.stats import kendalltau
 
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.proxy.recipe import Recipe, load_recipe
@@ -71,22 +72,7 @@ def score(name: str, spec: ArchSpec, recipe: Recipe) -> dict:
 
 def kendall_tau(a: list[float], b: list[float]) -> float:
     """Kendall's tau-b (ties in either list count as neither concordant nor discordant)."""
-    concordant = discordant = ties_a = ties_b = 0
-    for i in range(len(a)):
-        for j in range(i + 1, len(a)):
-            da, db = a[i] - a[j], b[i] - b[j]
-            if da == 0 and db == 0:
-                continue
-            if da == 0:
-                ties_a += 1
-            elif db == 0:
-                ties_b += 1
-            elif (da > 0) == (db > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denominator = ((concordant + discordant + ties_a) * (concordant + discordant + ties_b)) ** 0.5
-    return (concordant - discordant) / denominator if denominator else float("nan")
+    return float(kendalltau(a, b).statistic)
 
 
 def hybrid_samples(count: int, seed: int) -> list[tuple[str, ArchSpec]]:

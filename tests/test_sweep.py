@@ -16,7 +16,6 @@ import pytest
 from optuna.trial import TrialState
 
 from archsearch.errors import UserError
-from archsearch.search.config import SweepConfig
 from archsearch.search.quiet import QuietLock
 from archsearch.search.samplers import make_sampler
 from archsearch.search.storage import load_study, open_storage, read_study_file, redact

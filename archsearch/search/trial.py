@@ -24,7 +24,6 @@ from archsearch.proxy.run import run_proxy
 from archsearch.search.config import SweepConfig
 from archsearch.search.latency import measured_latency
 from archsearch.search.quiet import QuietLock, YieldToMeasurements
-from archsearch.search.record import OBJECTIVES
 from archsearch.space.space import PrunedArchitecture
 from archsearch.spec.arch import MIXER_LETTER, ArchSpec, layout_summary
 from archsearch.spec.io import save_spec
@@ -146,11 +145,3 @@ class TrialRunner:
             trial.set_user_attr(key, value)
         return tuple(float(attrs[name]) for name in self.config.objectives)
 
-
-def constraints_of(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """Optuna's `constraints_func`: what the trial recorded (nothing before it was measured)."""
-    return list(trial.user_attrs.get("constraints", ()))
-
-
-def objective_labels(config: SweepConfig) -> list[str]:
-    return [OBJECTIVES[o].label for o in config.objectives]
