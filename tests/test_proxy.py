@@ -229,3 +229,13 @@ def test_cli_proxy_json_as_a_user_runs_it(tmp_path):
     bad = subprocess.run([ARCHSEARCH, "proxy", "MobileCLIP-S0", "--recipe", "nope"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("archsearch: error: unknown recipe 'nope'")
+
+
+def test_student_seed_varies_the_training_but_not_teachers_or_store():
+    from archsearch.proxy.assets import store_path
+    from archsearch.proxy.run import student_seed
+
+    recipe = load_recipe("cpu-tiny")
+    reseeded = recipe.model_copy(update={"train": recipe.train.model_copy(update={"seed": 7})})
+    assert student_seed(recipe) == recipe.seed and student_seed(reseeded) == 7
+    assert store_path(recipe, ["t"]) == store_path(reseeded, ["t"])

@@ -71,6 +71,9 @@ class TrainConfig(_Strict):
     num_nodes: PositiveInt = 1
     strategy: Literal["auto", "ddp"] = "auto"
     threads: Optional[PositiveInt] = Field(None, description="torch intra-op threads (None: torch's default)")
+    seed: Optional[int] = Field(None, description="the student's seed (initialisation, batch order); None: the "
+                                                 "recipe's seed. Varies a training without rebuilding teachers "
+                                                 "and store, which follow the recipe's seed")
 
 
 class LossConfig(_Strict):

@@ -22,6 +22,10 @@ def needs_store(recipe: Recipe) -> bool:
     return recipe.loss.kd_lambda > 0 or recipe.loss.captions != "real"
 
 
+def student_seed(recipe: Recipe) -> int:
+    return recipe.seed if recipe.train.seed is None else recipe.train.seed
+
+
 def run_proxy(spec: ArchSpec, recipe: Recipe, *, wandb: WandbMode = "offline", out_dir: str | Path | None = None,
               progress: bool = True, callbacks: Sequence[Any] = (),
               eval_guard: Callable[[], ContextManager] = contextlib.nullcontext) -> dict[str, Any]:
@@ -47,7 +51,7 @@ def run_proxy(spec: ArchSpec, recipe: Recipe, *, wandb: WandbMode = "offline", o
         root = Path(out_dir) if out_dir else Path(scratch)
         logger = make_logger(wandb, root, recipe.name, {"arch": spec.to_dict(), "proxy_arch": proxy_spec.to_dict(),
                                                         "recipe": recipe.to_dict()})
-        module, timing = fit(proxy_spec, dataset, recipe.train, recipe.loss, seed=recipe.seed,
+        module, timing = fit(proxy_spec, dataset, recipe.train, recipe.loss, seed=student_seed(recipe),
                              teacher_dims=teacher_dims, logger=logger, progress=progress, root=root,
                              num_workers=recipe.data.num_workers, callbacks=callbacks)
         with eval_guard():
