@@ -167,6 +167,9 @@ def test_a_trial_over_a_constraint_is_measured_recorded_and_not_trained(workdir)
 def test_sweep_end_to_end_leaves_its_files_and_a_rerun_resumes(workdir):
     first = _sweep("--trials", "3", "--workers", "2")
     assert "Pareto front of space-test-tiny" in first.stdout
+    progress = [line for line in first.stdout.splitlines() if "trials done" in line]
+    assert progress[-1].startswith("3/3 trials done") and "workers 0" in progress[-1]  # a line per change, in a log
+    assert len(progress) >= 2 and progress[0] != progress[-1]
     directory = workdir / "runs" / "space-test-tiny"
     meta = json.loads((directory / "study.json").read_text())
     assert meta["study"] == "space-test-tiny" and meta["local_db"] == "study.db" and meta["trials"] == 3

@@ -248,7 +248,7 @@ def sweep_command(
 
     from archsearch.analysis.front import pareto_front
     from archsearch.analysis.table import front_rows, front_table
-    from archsearch.search.progress import sweep_view
+    from archsearch.search.progress import status_line, sweep_view, trial_counts
     from archsearch.search.sweep import SweepOptions, prepare, prepare_data, run_sweep
 
     options = SweepOptions(space=space, recipe=recipe, trials=trials, study=study, storage=storage, sampler=sampler,
@@ -265,11 +265,23 @@ def sweep_command(
     started = time.monotonic()
 
     def watch(procs) -> None:
-        with Live(console=console, refresh_per_second=1, transient=False) as live:
-            while any(p.poll() is None for p in procs):
-                live.update(sweep_view(run.study, trials, started, sum(p.poll() is None for p in procs)))
-                time.sleep(2)
-            live.update(sweep_view(run.study, trials, started, 0))
+        if console.is_terminal:
+            with Live(console=console, refresh_per_second=1, transient=False) as live:
+                while any(p.poll() is None for p in procs):
+                    live.update(sweep_view(run.study, trials, started, sum(p.poll() is None for p in procs)))
+                    time.sleep(2)
+                live.update(sweep_view(run.study, trials, started, 0))
+            return
+        seen = None  # a log: a line per change, since a redrawn frame would print only its last state
+        while True:
+            alive = sum(p.poll() is None for p in procs)
+            now = run.study.get_trials(deepcopy=False)
+            if (trial_counts(now), alive) != seen:
+                console.print(status_line(now, trials, started, alive))
+                seen = (trial_counts(now), alive)
+            if not alive:
+                return
+            time.sleep(2)
 
     try:
         codes = run_sweep(run, options, watch)

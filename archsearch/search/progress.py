@@ -1,4 +1,5 @@
-"""What a running sweep looks like: trial counts and the current front, redrawn from storage."""
+"""What a running sweep looks like: trial counts and the current front, redrawn from storage on a
+terminal; in a log (stdout not a terminal) one status line each time the counts change."""
 
 from __future__ import annotations
 
@@ -14,18 +15,19 @@ from archsearch.analysis.table import front_rows, front_table
 from archsearch.search.worker import Tally
 
 
-def _infeasible(trials: list[FrozenTrial]) -> int:
-    return sum(1 for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("trained") is False)
+def trial_counts(trials: list[FrozenTrial]) -> dict[str, int]:
+    tally = Tally.of(trials)
+    return {"done": tally.done, "running": tally.running, "queued": tally.waiting, "failed": tally.failed,
+            "pruned": sum(1 for t in trials if t.state == TrialState.PRUNED),
+            "infeasible": sum(1 for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("trained") is False),
+            "requeued": tally.lost}
 
 
 def status_line(trials: list[FrozenTrial], budget: int, started: float, workers_alive: int) -> Text:
-    tally = Tally.of(trials)
-    pruned = sum(1 for t in trials if t.state == TrialState.PRUNED)
-    return Text.assemble(
-        (f"{tally.done}/{budget} trials done", "bold"),
-        f"  running {tally.running}  queued {tally.waiting}  failed {tally.failed}  pruned {pruned}  "
-        f"infeasible {_infeasible(trials)}  requeued {tally.lost}  |  workers {workers_alive}  |  "
-        f"{time.monotonic() - started:,.0f} s")
+    counts = trial_counts(trials)
+    rest = "  ".join(f"{name} {n}" for name, n in counts.items() if name != "done")
+    return Text.assemble((f"{counts['done']}/{budget} trials done", "bold"),
+                         f"  {rest}  |  workers {workers_alive}  |  {time.monotonic() - started:,.0f} s")
 
 
 def sweep_view(study: optuna.Study, budget: int, started: float, workers_alive: int) -> Group:
