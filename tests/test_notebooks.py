@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 from analysis_helpers import build_study
 
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
-NAMES = ("pareto", "proxy_fidelity")
+NAMES = ("pareto", "proxy_fidelity", "findings")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -72,3 +72,41 @@ def test_proxy_fidelity_notebook_runs_on_a_small_result(tmp_path, monkeypatch):
     assert "short recipe cpu-tiny, long recipe cpu-small, 6 architectures" in printed
     assert "reinforced: Kendall tau 0.73" in printed and "plain: Kendall tau 0.47" in printed
     assert _kinds(outputs).count("image/png") == 1
+
+
+def findings_results(directory: Path) -> Path:
+    """Small results in the format the five `benchmarks/finding_*.py` write (`findings_common.write_finding`)."""
+    seeds = lambda *v: {"mean": sum(v) / len(v), "sd": 0.5, "values": list(v)}  # noqa: E731
+    ours = {n: {"image_ms": 10.0 * (i + 1), "text_ms": 5.0} for i, n in enumerate(
+        ["mobileclip_s0", "mobileclip_s1", "mobileclip_s2", "mobileclip_b", "vitamin_s", "vitamin_b", "vitamin_l",
+         "vitamin_xl"])}
+    summaries = {
+        "reinforcement": {"budget_steps": 80, "archs": {"mobileclip_s0": {
+            "curves": {"reinforced": [[20, 4.0], [40, 6.0], [80, 9.0]], "plain": [[20, 3.0], [80, 7.0], [320, 10.0]]},
+            "reinforced_at_budget": 9.0}}},
+        "mlp_ratio": {"scores": {"ratio 3 (MCi)": seeds(9.0, 10.0, 11.0), "ratio 4": seeds(8.0, 9.0, 9.5)}},
+        "text_encoder": {"scores": {"pure conv": seeds(6.0, 7.0), "hybrid (S0)": seeds(9.0, 9.5)},
+                         "costs": {"pure conv": {"text_ms": 30.0}, "hybrid (S0)": {"text_ms": 40.0}}},
+        "vitamin_hybrid": {"scores": {"ViTamin-S (hybrid)": seeds(12.0, 13.0), "ViT-S/16": seeds(10.0, 11.0)}},
+        "latency_order": {"ours": ours,
+                          "MobileCLIP": {"paper": {"mobileclip_s0": 3.1, "mobileclip_s1": 5.8, "mobileclip_s2": 6.9,
+                                                   "mobileclip_b": 13.7}, "paper_unit": "paper ms", "spearman": 1.0},
+                          "ViTamin": {"paper": {"vitamin_s": 5.5, "vitamin_b": 21.84, "vitamin_l": 72.6,
+                                                "vitamin_xl": 125.3}, "paper_unit": "paper GMACs", "spearman": 1.0}},
+    }
+    for key, summary in summaries.items():
+        (directory / f"finding_{key}.json").write_text(json.dumps({
+            "finding": key, "title": f"title of {key}", "paper": "paper says", "seeds": 2,
+            "reproduced": key != "mlp_ratio", "verdict": f"verdict of {key}", "tried": "t", "summary": summary,
+            "meta": {"date": "2026-01-02", "command": f"python benchmarks/finding_{key}.py"}, "runs": []}))
+    return directory
+
+
+def test_findings_notebook_runs_on_small_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHSEARCH_FINDINGS_DIR", str(findings_results(tmp_path)))
+    outputs = execute("findings")
+    printed = "".join(o.text for o in outputs if o.output_type == "stream")
+    assert "title of mlp_ratio" in printed and "NOT reproduced" in printed
+    assert all(f"verdict of {key}" in printed for key in
+               ("reinforcement", "mlp_ratio", "text_encoder", "vitamin_hybrid", "latency_order"))
+    assert _kinds(outputs).count("image/png") == 5

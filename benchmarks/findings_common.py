@@ -1,0 +1,134 @@
+"""What the five finding benchmarks (benchmarks/finding_*.py) share: recipe variants, parallel
+proxy scoring through the shared run log, latency of a spec, and the result writer.
+
+Every training goes through `proxy_scores.score`, so it is appended to results/proxy_runs.jsonl
+and reused by any later benchmark asking for the same architecture under the same recipe.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import multiprocessing
+import shlex
+import statistics
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from archsearch.latency.cost import measure_cost
+from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.latency.measure import measure_latency
+from archsearch.proxy.recipe import Recipe
+from archsearch.proxy.run import student_seed
+from archsearch.spec.arch import ArchSpec, layout_summary
+
+RESULTS = Path(__file__).parent / "results"
+
+
+# ----------------------------------------------------------------------------- recipe variants
+def with_steps(recipe: Recipe, steps: int) -> Recipe:
+    """The recipe trained for `steps` (warm-up kept at the same share, 1/8); unchanged at its own steps."""
+    if steps == recipe.train.steps:
+        return recipe
+    train = recipe.train.model_copy(update={"steps": steps, "warmup_steps": max(1, round(steps / 8))})
+    return recipe.model_copy(update={"name": f"{recipe.name}-{steps}steps", "train": train})
+
+
+def with_seed(recipe: Recipe, seed: int) -> Recipe:
+    """The same data, teachers and store, a different student seed; unchanged at its own seed."""
+    if seed == student_seed(recipe):
+        return recipe
+    train = recipe.train.model_copy(update={"seed": seed})
+    return recipe.model_copy(update={"name": f"{recipe.name}-seed{seed}", "train": train})
+
+
+def with_scale(recipe: Recipe, suffix: str, **scale) -> Recipe:
+    return recipe.model_copy(update={"name": f"{recipe.name}-{suffix}", "scale": recipe.scale.model_copy(update=scale)})
+
+
+# ----------------------------------------------------------------------------- scoring
+def _score_job(job: tuple[str, dict, dict]) -> dict:
+    from proxy_scores import score  # benchmarks/ is on the path of the script and of its spawned workers
+
+    name, spec, recipe = job
+    return score(name, ArchSpec.from_dict(spec), Recipe.model_validate(recipe))
+
+
+def score_all(jobs: list[tuple[str, ArchSpec, Recipe]], workers: int) -> list[dict]:
+    """Score every (name, spec, recipe), `workers` trainings at a time (each on the recipe's threads);
+    runs already in the log are reused, not retrained. Results come back in the order of `jobs`."""
+    payload = [(name, spec.to_dict(), recipe.to_dict()) for name, spec, recipe in jobs]
+    if workers <= 1:
+        return [_score_job(job) for job in payload]
+    # Longest first (by steps) so the last worker does not finish alone on a long run.
+    order = sorted(range(len(payload)), key=lambda i: -jobs[i][2].train.steps)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        done = dict(zip(order, pool.map(_score_job, [payload[i] for i in order])))
+    return [done[i] for i in range(len(payload))]
+
+
+def top1(rows: list[dict]) -> list[float]:
+    return [r["zeroshot_top1"] for r in rows]
+
+
+def seed_wins(a: dict, b: dict) -> int:
+    """Seeds on which `a` scored above `b` (both `mean_sd` results over the same seeds, in order)."""
+    return sum(x > y for x, y in zip(a["values"], b["values"]))
+
+
+def mean_sd(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": values}
+
+
+# ----------------------------------------------------------------------------- cost and latency
+def latency_and_cost(spec: ArchSpec, repeats: int = 3, threads: int = 1) -> dict:
+    """Full-size, folded, torch-cpu latency (median of `repeats` fresh-process measurements) with params
+    and MACs. Call it before any training starts: a training beside it would be timed too."""
+    runs = [measure_latency(spec, threads=threads, fresh_process=True) for _ in range(repeats)]
+    cost = measure_cost(spec)
+    return {"image_ms": statistics.median(r.image.median_ms for r in runs),
+            "text_ms": statistics.median(r.text.median_ms for r in runs),
+            "image_ms_runs": [r.image.median_ms for r in runs], "text_ms_runs": [r.text.median_ms for r in runs],
+            "threads": threads, "image_params_m": cost.image.params / 1e6, "text_params_m": cost.text.params / 1e6,
+            "image_gmacs": cost.image.macs / 1e9, "text_gmacs": cost.text.macs / 1e9}
+
+
+# ----------------------------------------------------------------------------- results
+def meta(script: str, recipe: Recipe | None, threads: int = 1, **extra) -> dict:
+    """Date, exact command, machine fingerprint and the proxy recipe (None: the finding trains nothing)."""
+    return {"date": datetime.date.today().isoformat(),
+            "command": shlex.join(["python", f"benchmarks/{script}", *sys.argv[1:]]),
+            "machine": device_fingerprint("torch-cpu", (recipe.train.threads or 1) if recipe else threads),
+            "recipe": recipe.name if recipe else None, **extra}
+
+
+def cell(text: str) -> str:
+    """A layout in a markdown table cell (its text part's '|' would split the cell)."""
+    return text.replace("|", r"\|")
+
+
+def layout(spec: ArchSpec) -> str:
+    return cell(layout_summary(spec))
+
+
+def write_finding(key: str, title: str, meta: dict, *, paper: str, measured: list[str], seeds: int,
+                  reproduced: bool, verdict: str, tried: str, summary: dict, rows: list[dict]) -> None:
+    """results/finding_<key>.json (read by notebooks/findings.ipynb) and a readable .md."""
+    RESULTS.mkdir(exist_ok=True)
+    record = {"finding": key, "title": title, "meta": meta, "paper": paper, "seeds": seeds,
+              "reproduced": reproduced, "verdict": verdict, "tried": tried, "summary": summary, "runs": rows}
+    (RESULTS / f"finding_{key}.json").write_text(json.dumps(record, indent=2) + "\n")
+    machine = meta["machine"]
+    lines = [f"# Finding: {title}", "",
+             f"- date: {meta['date']}; command: `{meta['command']}`",
+             f"- machine: {machine['cpu']}, torch {machine['libraries']['torch']}; "
+             f"proxy recipe: {meta['recipe'] or 'none (nothing is trained)'}",
+             f"- seeds: {seeds}", "",
+             "## What the paper reports", "", paper, "",
+             "## What we measured", "", *measured, "",
+             f"## Reproduced in direction: {'yes' if reproduced else 'no'}", "", verdict, "",
+             "## What was tried", "", tried, ""]
+    (RESULTS / f"finding_{key}.md").write_text("\n".join(lines))
+    print(f"wrote {RESULTS / f'finding_{key}.md'}: reproduced = {reproduced}", flush=True)
