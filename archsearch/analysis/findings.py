@@ -63,8 +63,11 @@ def overview(findings: list[Finding]) -> str:
                      f"seeds: {f.seeds}  ({f.date})" for f in findings)
 
 
-def _grid(ax) -> None:
-    ax.grid(True, color="0.9", linewidth=0.6)
+def _finish(fig: Figure, *axes) -> Figure:
+    for ax in axes:
+        ax.grid(True, color="0.9", linewidth=0.6)
+    fig.tight_layout()
+    return fig
 
 
 def reinforcement_figure(finding: Finding) -> Figure:
@@ -84,9 +87,7 @@ def reinforcement_figure(finding: Finding) -> Figure:
     ax.set_ylabel("zero-shot top-1 (%)")
     ax.set_title(f"Reinforced vs plain CLIP training (dotted: reinforced at the {budget}-step budget)", fontsize=10)
     ax.legend(fontsize=7, frameon=False, loc="upper left")
-    _grid(ax)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax)
 
 
 def seeds_figure(finding: Finding) -> Figure:
@@ -101,9 +102,7 @@ def seeds_figure(finding: Finding) -> Figure:
     ax.set_xticks(range(len(scores)), list(scores), fontsize=8)
     ax.set_ylabel("zero-shot top-1 (%)")
     ax.set_title(f"{finding.title} ({finding.seeds} seeds)", fontsize=10)
-    _grid(ax)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax)
 
 
 def text_encoder_figure(finding: Finding) -> Figure:
@@ -118,9 +117,7 @@ def text_encoder_figure(finding: Finding) -> Figure:
     ax.set_ylabel("zero-shot top-1 (%)")
     ax.set_title("Text encoders of equal width and depth", fontsize=10)
     ax.legend(fontsize=7, frameon=False)
-    _grid(ax)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax)
 
 
 def latency_order_figure(finding: Finding) -> Figure:
@@ -141,9 +138,7 @@ def latency_order_figure(finding: Finding) -> Figure:
         ax.set_ylabel("ours: image + text latency, 1 thread (ms)")
         rho = part["spearman"]
         ax.set_title(f"{family}: Spearman {rho:.2f}" if not math.isnan(rho) else family, fontsize=10)
-        _grid(ax)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, *fig.axes)
 
 
 FIGURES = {"reinforcement": reinforcement_figure, "mlp_ratio": seeds_figure, "text_encoder": text_encoder_figure,
