@@ -149,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cell(text: str) -> str:
+    """A layout in a markdown table cell (its text part's '|' would split the cell)."""
+    return text.replace("|", r"\|")
+
+
 def to_markdown(result: dict) -> str:
     meta, summary = result["meta"], result["summary"]
     p = meta["protocol"]
@@ -188,7 +193,7 @@ def to_markdown(result: dict) -> str:
               "total ms (measured / predicted) | error | cache (image/text) | units on demand |",
               "|---|---|---|---|---|---|---|"]
     for r in result["validation"]:
-        lines.append(f"| `{r['arch']}` | {r['measured_image_ms']:.2f} / {r['predicted_image_ms']:.2f} | "
+        lines.append(f"| `{cell(r['arch'])}` | {r['measured_image_ms']:.2f} / {r['predicted_image_ms']:.2f} | "
                      f"{r['measured_text_ms']:.2f} / {r['predicted_text_ms']:.2f} | "
                      f"{r['measured_total_ms']:.2f} / {r['predicted_total_ms']:.2f} | {r['error_pct']:+.1f}% | "
                      f"{r['image_cache']}/{r['text_cache']} | {r['units_measured_on_demand']} |")
@@ -196,7 +201,7 @@ def to_markdown(result: dict) -> str:
               f"cache policy {meta['cache_policy']}):", "",
               "| architecture | image ms (measured / units) | text ms (measured / units) |", "|---|---|---|"]
     for r in result["calibration"]:
-        lines.append(f"| `{r['name']}` | {r['image_ms']:.2f} / {r['image_units_ms']:.2f} ({r['image_cache']}) | "
+        lines.append(f"| `{cell(r['name'])}` | {r['image_ms']:.2f} / {r['image_units_ms']:.2f} ({r['image_cache']}) | "
                      f"{r['text_ms']:.2f} / {r['text_units_ms']:.2f} ({r['text_cache']}) |")
     return "\n".join(lines) + "\n"
 
