@@ -58,9 +58,10 @@ def round_ratio(timings: dict[str, dict], numerator: str, denominator: str) -> f
 
 
 def measure_preset(name: str, repeats: int, threads: int, peak: float, protocol: TimingProtocol,
-                   rounds: int, per_round: int) -> dict:
+                   rounds: int, per_round: int, pin: list[int] | None = None) -> dict:
     spec = get_preset(name)
-    runs = [measure_latency(spec, threads=threads, fresh_process=True, protocol=protocol) for _ in range(repeats)]
+    runs = [measure_latency(spec, threads=threads, pin=pin, fresh_process=True, protocol=protocol)
+            for _ in range(repeats)]
     image = [r.image.median_ms for r in runs]
     text = [r.text.median_ms for r in runs]
     total = [r.total_ms for r in runs]
@@ -96,10 +97,12 @@ def measure_preset(name: str, repeats: int, threads: int, peak: float, protocol:
 
 
 def to_markdown(rows: list[dict], meta: dict) -> str:
+    pinned = f", pinned to CPUs {meta['pin']}" if meta.get("pin") else ""
     lines = [
         "# Preset latency on this machine (torch-cpu, batch 1, folded)",
         "",
-        f"Machine: {meta['fingerprint']['cpu']}, {meta['threads']} threads (fingerprint {meta['fingerprint']['id']}); "
+        f"Machine: {meta['fingerprint']['cpu']}, {meta['threads']} threads{pinned} "
+        f"(fingerprint {meta['fingerprint']['id']}); "
         f"date: {meta['date']}; command: `{meta['command']}`.",
         f"Measured fp32 matmul peak: {meta['peak_gflops']:.0f} GFLOP/s. Each preset: {meta['repeats']} independent "
         "measurements, each in a fresh process (median of settled timed runs). The timm comparison and the "
@@ -130,8 +133,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="1 is the sweep's default")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds of the same-process comparisons")
     parser.add_argument("--per-round", type=int, default=3, help="timed runs of each module per round")
+    parser.add_argument("--pin", type=int, nargs="+", help="CPUs every measurement (and this process) is pinned to")
     parser.add_argument("--out", default="latency_presets")
     args = parser.parse_args()
+    if args.pin:
+        os.sched_setaffinity(0, args.pin)  # the same-process comparisons run here
     protocol = TimingProtocol()
     peak = matmul_peak_gflops(args.threads)
     meta = {
@@ -139,14 +145,16 @@ def main() -> None:
         "command": "python benchmarks/latency_presets.py " + " ".join(
             f"--presets {' '.join(args.presets)}".split() + ["--repeats", str(args.repeats), "--threads",
                                                             str(args.threads), "--rounds", str(args.rounds),
-                                                            "--per-round", str(args.per_round)]),
+                                                            "--per-round", str(args.per_round)]
+            + (["--pin", *map(str, args.pin)] if args.pin else []) + (["--out", args.out] if args.out != "latency_presets" else [])),
         "peak_gflops": peak, "protocol": protocol.__dict__, "rounds": args.rounds, "per_round": args.per_round,
-        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "loadavg": [round(x, 2) for x in os.getloadavg()], "pin": args.pin,
         "fingerprint": device_fingerprint("torch-cpu", args.threads),
     }
     rows = []
     for name in args.presets:
-        rows.append(measure_preset(name, args.repeats, args.threads, peak, protocol, args.rounds, args.per_round))
+        rows.append(measure_preset(name, args.repeats, args.threads, peak, protocol, args.rounds, args.per_round,
+                                   args.pin))
         print(json.dumps(rows[-1]), flush=True)
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "presets": rows}, indent=2) + "\n")
