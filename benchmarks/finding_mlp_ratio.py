@@ -15,7 +15,7 @@ import itertools
 import statistics
 
 from findings_common import (
-    latency_and_cost, layout, mean_sd, meta, score_all, seed_wins, top1, with_seed, write_finding,
+    latency_and_cost, layout, meta, score_variants, seed_cells, seed_wins, write_finding,
 )
 
 from archsearch.latency.cost import count_params
@@ -99,19 +99,17 @@ def main() -> None:
     costs = {label: latency_and_cost(spec) for label, spec in towers.items()}  # before training: a quiet machine
     for label, spec in towers.items():
         costs[label]["proxy_image_params_m"] = image_params(scale_down(spec, recipe.scale)) / 1e6
-    jobs = [(f"mlp-ratio-{spec.image.stages[0].mlp_ratio:g}-{'-'.join(map(str, depths_of(spec)))}",
-             spec, with_seed(recipe, seed)) for spec in towers.values() for seed in args.seeds]
-    rows = score_all(jobs, args.workers)
+    rows, scores = score_variants(
+        {label: (f"mlp-ratio-{spec.image.stages[0].mlp_ratio:g}-{'-'.join(map(str, depths_of(spec)))}", spec)
+         for label, spec in towers.items()}, recipe, args.seeds, args.workers)
     n = len(args.seeds)
-    scores = {label: mean_sd(top1(rows[i * n:(i + 1) * n])) for i, label in enumerate(towers)}
 
     table = ["| tower | layout | image params (full / proxy) | image ms (full, 1 thread) | top-1 mean +- sd | per seed |",
              "|---|---|---|---|---|---|"]
     for label, spec in towers.items():
-        c, s = costs[label], scores[label]
+        c = costs[label]
         table.append(f"| {label} | {layout(spec)} | {c['image_params_m']:.2f}M / {c['proxy_image_params_m']:.3f}M | "
-                     f"{c['image_ms']:.1f} | {s['mean']:.1f} +- {s['sd']:.1f} | "
-                     f"{', '.join(f'{v:.1f}' for v in s['values'])} |")
+                     f"{c['image_ms']:.1f} | {seed_cells(scores[label])} |")
     a, b = scores["ratio 3 (MCi)"], scores["ratio 4"]
     diff = a["mean"] - b["mean"]
     spread = statistics.fmean([a["sd"], b["sd"]])

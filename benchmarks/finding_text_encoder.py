@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from findings_common import (
-    latency_and_cost, layout, mean_sd, meta, score_all, top1, with_scale, with_seed, write_finding,
+    latency_and_cost, layout, meta, score_variants, seed_cells, with_scale, write_finding,
 )
 
 from archsearch.proxy.recipe import load_recipe
@@ -49,19 +49,18 @@ def main() -> None:
     recipe = with_scale(load_recipe(args.recipe), "textdepth1", text_depth_mult=1.0)
 
     costs = {label: latency_and_cost(spec) for label, spec in towers.items()}  # before training: a quiet machine
-    jobs = [(f"text-{short}-{args.base}", spec, with_seed(recipe, seed))
-            for short, spec in zip(("conv", "hybrid", "attention"), towers.values()) for seed in args.seeds]
-    rows = score_all(jobs, args.workers)
+    rows, scores = score_variants(
+        {label: (f"text-{short}-{args.base}", spec)
+         for short, (label, spec) in zip(("conv", "hybrid", "attention"), towers.items())},
+        recipe, args.seeds, args.workers)
     n = len(args.seeds)
-    scores = {label: mean_sd(top1(rows[i * n:(i + 1) * n])) for i, label in enumerate(towers)}
 
     table = ["| text tower | layout | text params | text GMACs | text ms (full, 1 thread) | top-1 mean +- sd | per seed |",
              "|---|---|---|---|---|---|---|"]
     for label, spec in towers.items():
-        c, s = costs[label], scores[label]
+        c = costs[label]
         table.append(f"| {label} | {layout(spec)} | {c['text_params_m']:.1f}M | {c['text_gmacs']:.2f} | "
-                     f"{c['text_ms']:.1f} | {s['mean']:.1f} +- {s['sd']:.1f} | "
-                     f"{', '.join(f'{v:.1f}' for v in s['values'])} |")
+                     f"{c['text_ms']:.1f} | {seed_cells(scores[label])} |")
     hybrid, attention, conv = scores["hybrid (S0)"], scores["pure attention"], scores["pure conv"]
     noise = max(hybrid["sd"], attention["sd"])
     matches = hybrid["mean"] >= attention["mean"] - noise

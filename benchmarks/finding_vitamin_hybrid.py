@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from findings_common import (
-    latency_and_cost, layout, mean_sd, meta, score_all, seed_wins, top1, with_seed, write_finding,
+    latency_and_cost, layout, meta, score_variants, seed_cells, seed_wins, write_finding,
 )
 
 from archsearch.proxy.recipe import load_recipe
@@ -45,19 +45,17 @@ def main() -> None:
     towers = {"ViTamin-S (hybrid)": vitamin, "ViT-S/16 (plain, conv stem)": plain_vit(384, 12, 64, vitamin)}
 
     costs = {label: latency_and_cost(spec) for label, spec in towers.items()}  # before training: a quiet machine
-    jobs = [(name, spec, with_seed(recipe, seed)) for name, spec in zip(("vitamin_s", "vit-s16-convstem"), towers.values())
-            for seed in args.seeds]
-    rows = score_all(jobs, args.workers)
+    rows, scores = score_variants(
+        {label: (name, spec) for name, (label, spec) in zip(("vitamin_s", "vit-s16-convstem"), towers.items())},
+        recipe, args.seeds, args.workers)
     n = len(args.seeds)
-    scores = {label: mean_sd(top1(rows[i * n:(i + 1) * n])) for i, label in enumerate(towers)}
 
     table = ["| image tower | layout | image params | image GMACs | image ms (full, 1 thread) | top-1 mean +- sd | per seed |",
              "|---|---|---|---|---|---|---|"]
     for label, spec in towers.items():
-        c, s = costs[label], scores[label]
+        c = costs[label]
         table.append(f"| {label} | {layout(spec)} | {c['image_params_m']:.1f}M | {c['image_gmacs']:.2f} | "
-                     f"{c['image_ms']:.1f} | {s['mean']:.1f} +- {s['sd']:.1f} | "
-                     f"{', '.join(f'{v:.1f}' for v in s['values'])} |")
+                     f"{c['image_ms']:.1f} | {seed_cells(scores[label])} |")
     hybrid, vit = scores["ViTamin-S (hybrid)"], scores["ViT-S/16 (plain, conv stem)"]
     diff = hybrid["mean"] - vit["mean"]
     spread = max(hybrid["sd"], vit["sd"])

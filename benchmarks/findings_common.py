@@ -16,6 +16,8 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from md_table import cell
+
 from archsearch.latency.cost import measure_cost
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.latency.measure import measure_latency
@@ -68,6 +70,21 @@ def score_all(jobs: list[tuple[str, ArchSpec, Recipe]], workers: int) -> list[di
     return [done[i] for i in range(len(payload))]
 
 
+def score_variants(variants: dict[str, tuple[str, ArchSpec]], recipe: Recipe, seeds: list[int],
+                   workers: int) -> tuple[list[dict], dict[str, dict]]:
+    """Train each variant (label -> (run name, spec)) once per student seed; returns the runs and,
+    per label, the `mean_sd` of its zero-shot top-1 over the seeds."""
+    jobs = [(name, spec, with_seed(recipe, seed)) for name, spec in variants.values() for seed in seeds]
+    rows = score_all(jobs, workers)
+    n = len(seeds)
+    return rows, {label: mean_sd(top1(rows[i * n:(i + 1) * n])) for i, label in enumerate(variants)}
+
+
+def seed_cells(scores: dict) -> str:
+    """'mean +- sd | per seed' table cells of one `mean_sd` result."""
+    return f"{scores['mean']:.1f} +- {scores['sd']:.1f} | {', '.join(f'{v:.1f}' for v in scores['values'])}"
+
+
 def top1(rows: list[dict]) -> list[float]:
     return [r["zeroshot_top1"] for r in rows]
 
@@ -102,11 +119,6 @@ def meta(script: str, recipe: Recipe | None, threads: int = 1, **extra) -> dict:
             "command": shlex.join(["python", f"benchmarks/{script}", *sys.argv[1:]]),
             "machine": device_fingerprint("torch-cpu", (recipe.train.threads or 1) if recipe else threads),
             "recipe": recipe.name if recipe else None, **extra}
-
-
-def cell(text: str) -> str:
-    """A layout in a markdown table cell (its text part's '|' would split the cell)."""
-    return text.replace("|", r"\|")
 
 
 def layout(spec: ArchSpec) -> str:

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from md_table import cell
 from scipy.stats import kendalltau
 
 from archsearch.latency.table import CACHE_POLICIES, DEFAULT_CACHE_DIR, build_table, sample_archs, spec_id
@@ -147,11 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     log(f"within +-10%: {s['within_10pct']:.0%} (target >= 90%), Kendall tau {s['kendall_tau']:.3f}; "
         f"wrote {out.with_suffix('.json')} and .md")
     return 0
-
-
-def cell(text: str) -> str:
-    """A layout in a markdown table cell (its text part's '|' would split the cell)."""
-    return text.replace("|", r"\|")
 
 
 def to_markdown(result: dict) -> str:

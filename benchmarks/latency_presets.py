@@ -13,7 +13,6 @@ Writes benchmarks/results/latency_presets.{json,md}.
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
 import json
 import os
@@ -72,7 +71,7 @@ def measure_preset(name: str, repeats: int, threads: int, peak: float, protocol:
     ours = build_image_tower(spec)
     reference = timm.create_model(timm_reference(name), num_classes=0)
     paired = paired_medians({
-        "ours_folded": torch_cpu.prepare(reparameterize(copy.deepcopy(ours)), x, threads, "image"),
+        "ours_folded": torch_cpu.prepare(reparameterize(ours), x, threads, "image"),
         "timm_folded": torch_cpu.prepare(reparameterize(reference), x, threads, "image"),
         "ours_unfolded": torch_cpu.prepare(ours, x, threads, "image"),
     }, rounds=rounds, per_round=per_round)

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import optuna
+from md_table import cell
 from scipy.stats import kendalltau
 
 from archsearch.latency.fingerprint import device_fingerprint
@@ -113,8 +114,7 @@ def main() -> None:
     header = "| arch | layout | zero-shot top-1 | I->T R@1 | T->I R@1 | train s | images/s |"
 
     def line(r):
-        layout = r["layout"].replace("|", r"\|")  # the text part's separator would split the table cell
-        return (f"| {r['arch']} | {layout} | {r['zeroshot_top1']:.1f} | {r['i2t_r1']:.1f} | {r['t2i_r1']:.1f} "
+        return (f"| {r['arch']} | {cell(r['layout'])} | {r['zeroshot_top1']:.1f} | {r['i2t_r1']:.1f} | {r['t2i_r1']:.1f} "
                 f"| {r['train_seconds']:.0f} | {r['images_per_second']:.0f} |")
 
     if args.kind == "spread":

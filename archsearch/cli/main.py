@@ -277,8 +277,8 @@ def sweep_command(
             alive = sum(p.poll() is None for p in procs)
             now = run.study.get_trials(deepcopy=False)
             if (trial_counts(now), alive) != seen:
-                console.print(status_line(now, trials, started, alive))
                 seen = (trial_counts(now), alive)
+                console.print(status_line(now, trials, started, alive))
             if not alive:
                 return
             time.sleep(2)
