@@ -182,6 +182,29 @@ def test_proxy_run_is_deterministic_and_distils_from_its_own_teachers(tiny_recip
     assert store.settings.augmentations == 2 and len(store) == 192
 
 
+def test_teachers_trained_side_by_side_equal_teachers_trained_one_after_another(tiny_recipe, monkeypatch):
+    """Parallel teacher training only changes when they finish: with the same threads per teacher,
+    two spawned workers save the very weights a sequential loop saves."""
+    import archsearch.proxy.teach as teach_module
+    from archsearch.data.teachers import CHECKPOINT_NAME
+
+    recipe = load_recipe(tiny_recipe)
+
+    def weights(dirs):
+        return [torch.load(d / CHECKPOINT_NAME, map_location="cpu", weights_only=False) for d in dirs]
+
+    monkeypatch.setattr(teach_module, "available_cpus", lambda: [0, 1])  # 2 at once, 1 thread each
+    parallel = weights(teach_module.teach(recipe, progress=False))
+    monkeypatch.setattr(teach_module, "available_cpus", lambda: [0])  # one after another, 1 thread
+    sequential = weights(teach_module.teach(recipe, progress=False, force=True))
+    assert [t["meta"]["threads"] for t in parallel] == [1, 1] == [t["meta"]["threads"] for t in sequential]
+    assert parallel[0]["meta"]["seed"] != parallel[1]["meta"]["seed"]
+    for a, b in zip(parallel, sequential):
+        assert a["state_dict"].keys() == b["state_dict"].keys()
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert not torch.equal(next(iter(parallel[0]["state_dict"].values())), next(iter(parallel[1]["state_dict"].values())))
+
+
 def test_non_finite_loss_fails_the_run_with_its_reason():
     from archsearch.proxy.fit import fit
     from archsearch.proxy.module import NonFiniteLoss

@@ -9,13 +9,15 @@ recipe that asks for the same teachers.
 
 from __future__ import annotations
 
-import os
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from archsearch.data.captioners import load_captioner
 from archsearch.data.dataset import AugmentedDataset
 from archsearch.data.teachers import CHECKPOINT_NAME, save_teacher
+from archsearch.latency.measure import available_cpus
 from archsearch.proxy.assets import _digest, training_source
 from archsearch.proxy.evaluate import evaluate
 from archsearch.proxy.fit import fit
@@ -34,26 +36,49 @@ def teacher_dirs(recipe: Recipe) -> list[Path]:
 
 
 def teach(recipe: Recipe, progress: bool = True, force: bool = False) -> list[Path]:
-    """Train (or find) the recipe's teachers; returns their directories."""
-    cfg = recipe.data.teacher_training
-    full, _ = resolve_arch(cfg.arch)
-    spec = scale_down(full, cfg.scale)
+    """Train (or find) the recipe's teachers; returns their directories.
+
+    Missing teachers train side by side, one process per teacher with an equal share of the CPUs
+    (each seeded by its index, so the order they finish in changes nothing): small models scale
+    badly over threads, so K teachers on K cores finish sooner than one after another on all K."""
     dirs = teacher_dirs(recipe)
     todo = [(k, d) for k, d in enumerate(dirs) if force or not (d / CHECKPOINT_NAME).is_file()]
     if not todo:
         return dirs
-    source = training_source(recipe)
-    dataset = AugmentedDataset(source, spec.resolution, spec.text.context_length,
+    training_source(recipe)  # render the pixel cache once, before any worker reads it
+    cpus = len(available_cpus())
+    at_once = min(len(todo), cpus)
+    threads = max(1, cpus // at_once)  # no trial runs beside the teachers: every CPU is theirs
+    if at_once == 1:
+        for k, directory in todo:
+            _train_teacher(recipe.to_dict(), k, str(directory), threads, progress)
+        return dirs
+    if progress:
+        print(f"training {len(todo)} teachers, {at_once} at a time with {threads} thread(s) each", flush=True)
+    with ProcessPoolExecutor(at_once, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_teacher, recipe.to_dict(), k, str(d), threads, False) for k, d in todo]
+        for future in futures:
+            done = future.result()
+            if progress:
+                print(f"teacher {done['directory']}: {done['train_seconds']:.0f} s, "
+                      f"zero-shot top-1 {done['metrics']['zeroshot_top1']:.1f}%", flush=True)
+    return dirs
+
+
+def _train_teacher(recipe_dict: dict, k: int, directory: str, threads: int, progress: bool) -> dict:
+    """Train, evaluate and save teacher `k` (a plain-data signature, so a spawned worker can run it)."""
+    recipe = Recipe.model_validate(recipe_dict)
+    cfg = recipe.data.teacher_training
+    spec = scale_down(resolve_arch(cfg.arch)[0], cfg.scale)
+    dataset = AugmentedDataset(training_source(recipe), spec.resolution, spec.text.context_length,
                                captioner=load_captioner(recipe.data.captioner))
     train = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=min(100, cfg.steps // 10),
-                        threads=len(os.sched_getaffinity(0)))  # no trial runs beside the teachers: every CPU
-    tasks = eval_tasks(recipe.eval, spec.resolution)
-    for k, directory in todo:
-        module, timing = fit(spec, dataset, train, LossConfig(kd_lambda=0.0, captions="both"),
-                             seed=recipe.seed * 1000 + k, progress=progress)
-        metrics = evaluate(module.model, *tasks, batch_size=recipe.eval.batch_size)
-        save_teacher(module.model, spec, directory, meta={
-            "arch": cfg.arch, "seed": recipe.seed * 1000 + k, "training": cfg.model_dump(mode="json"),
-            "source": recipe.data.source, "metrics": metrics, **timing,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    return dirs
+                        threads=threads)
+    module, timing = fit(spec, dataset, train, LossConfig(kd_lambda=0.0, captions="both"),
+                         seed=recipe.seed * 1000 + k, progress=progress)
+    metrics = evaluate(module.model, *eval_tasks(recipe.eval, spec.resolution), batch_size=recipe.eval.batch_size)
+    save_teacher(module.model, spec, Path(directory), meta={
+        "arch": cfg.arch, "seed": recipe.seed * 1000 + k, "training": cfg.model_dump(mode="json"),
+        "source": recipe.data.source, "metrics": metrics, "threads": threads, **timing,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return {"directory": directory, "metrics": metrics, **timing}

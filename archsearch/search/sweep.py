@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from archsearch.errors import UserError
 from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.latency.measure import available_cpus
 from archsearch.proxy.recipe import load_recipe
 from archsearch.search.config import LatencySettings, SweepConfig
 from archsearch.search.record import STUDY_CONFIG, STUDY_OBJECTIVES
@@ -67,10 +68,6 @@ class SweepRun:
     resumed: bool
     workers: int
     requeued: list[int] = field(default_factory=list)
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _check(options: SweepOptions) -> None:
@@ -145,8 +142,8 @@ def prepare(options: SweepOptions) -> SweepRun:
         enqueue_presets(study, config)
     study.set_user_attr(STUDY_BUDGET, options.trials)
     requeued = requeue_interrupted(study) if resumed else []
-    recipe_threads = config.proxy_recipe().train.threads or _cpus()
-    workers = options.workers or max(1, _cpus() // recipe_threads)
+    recipe_threads = config.proxy_recipe().train.threads or len(available_cpus())
+    workers = options.workers or max(1, len(available_cpus()) // recipe_threads)
     local_db = "study.db" if options.storage is None else None
     write_study_file(directory, {
         "study": name, "storage": redact(url), "local_db": local_db, "space": config.space_name,
