@@ -76,6 +76,44 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return float(kendalltau(a, b).statistic)
 
 
+def seed_repeatability(rows: list[dict]) -> dict:
+    """How well a short proxy ranks architectures against *itself*: Kendall tau between the scores
+    of two student seeds, over every (architecture, recipe) the run log holds at seeds 0, 1 and 2
+    (recipe names `<base>`, `<base>-seed1`, `<base>-seed2`). Seed noise alone bounds how high any
+    tau between two recipes can go, so the fidelity result is read against this."""
+    by_item: dict[tuple[str, str], dict[int, float]] = {}
+    for r in rows:
+        base, _, seed = r["recipe"].rpartition("-seed")
+        base, seed = (base, int(seed)) if base and seed.isdigit() else (r["recipe"], 0)
+        by_item.setdefault((r["arch"], base), {})[seed] = r["zeroshot_top1"]
+    items = sorted(key for key, seeds in by_item.items() if {0, 1, 2} <= set(seeds))
+    if len(items) < 3:
+        return {"items": [], "note": "fewer than 3 architectures with seeds 0, 1 and 2 in the run log"}
+    pairs = {f"{i}-{j}": kendall_tau([by_item[x][i] for x in items], [by_item[x][j] for x in items])
+             for i, j in ((0, 1), (0, 2), (1, 2))}
+    sds = [statistics.stdev(by_item[x][s] for s in (0, 1, 2)) for x in items]
+    return {"items": [f"{a} ({b})" for a, b in items], "kendall_tau_between_seeds": pairs,
+            "mean_kendall_tau": statistics.fmean(pairs.values()), "mean_seed_sd_top1": statistics.fmean(sds)}
+
+
+def fidelity_table(summary: dict) -> list[str]:
+    long_name, short_name = summary["long_recipe"], summary["short_recipe"]
+    lines = [f"| arch | {short_name} reinforced | {long_name} reinforced | {short_name} plain | {long_name} plain |",
+             "|---|---|---|---|---|"]
+    for i, name in enumerate(summary["architectures"]):
+        r, p = summary["reinforced"], summary["plain"]
+        lines.append(f"| {name} | {r['short'][i]:.1f} | {r['long'][i]:.1f} | {p['short'][i]:.1f} | {p['long'][i]:.1f} |")
+    lines += ["", *(f"- {label}: Kendall tau ({short_name} vs {long_name}) = {summary[label]['kendall_tau']:.2f}"
+                    for label in ("reinforced", "plain"))]
+    rep = summary["seed_repeatability"]
+    if rep.get("items"):
+        lines.append(f"- seed repeatability of the short proxy (tau between student seeds over {len(rep['items'])} "
+                     f"architectures already run at seeds 0-2): mean {rep['mean_kendall_tau']:.2f} "
+                     f"({', '.join(f'{k}: {v:.2f}' for k, v in rep['kendall_tau_between_seeds'].items())}); "
+                     f"mean seed sd {rep['mean_seed_sd_top1']:.1f} points")
+    return lines
+
+
 def hybrid_samples(count: int, seed: int) -> list[tuple[str, ArchSpec]]:
     space = load_space("hybrid")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
@@ -106,6 +144,7 @@ def main() -> None:
     parser.add_argument("--long-recipe", default="cpu-small")
     parser.add_argument("--samples", type=int, default=4, help="fidelity: random hybrid architectures added")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="fidelity: trainings at a time (each on the recipe's threads)")
     args = parser.parse_args()
     recipe = load_recipe(args.recipe)
     meta = {"date": datetime.date.today().isoformat(),
@@ -138,17 +177,25 @@ def main() -> None:
         summary = {"steps": recipe.train.steps, "mean_gain_top1": statistics.mean(gains), "gains": dict(zip(names, gains))}
         write("gain", meta, rows, summary, table)
     else:
+        from findings_common import score_all  # imports this module lazily in its workers
+
         long_recipe = load_recipe(args.long_recipe)
         archs = [(n, get_preset(n)) for n in (args.presets or ["mobileclip_s0", "mobileclip_s1", "mobileclip_b", "vitamin_s"])]
         archs += hybrid_samples(args.samples, args.seed)
-        rows, summary = [], {"architectures": [n for n, _ in archs]}
-        for label, short, long in (("reinforced", recipe, long_recipe), ("plain", plain(recipe), plain(long_recipe))):
-            a = [score(n, s, short)["zeroshot_top1"] for n, s in archs]
-            b = [score(n, s, long)["zeroshot_top1"] for n, s in archs]
+        variants = (("reinforced", recipe, long_recipe), ("plain", plain(recipe), plain(long_recipe)))
+        # Reinforced first: an interrupted run has the headline pair before the plain one.
+        jobs = [(n, s, r) for _, short, long in variants for r in (short, long) for n, s in archs]
+        scores = [row["zeroshot_top1"] for row in score_all(jobs, args.workers)]
+        k = len(archs)
+        summary = {"architectures": [n for n, _ in archs], "short_recipe": recipe.name, "long_recipe": long_recipe.name}
+        for i, (label, _, _) in enumerate(variants):
+            a, b = scores[2 * i * k:(2 * i + 1) * k], scores[(2 * i + 1) * k:(2 * i + 2) * k]
             summary[label] = {"kendall_tau": kendall_tau(a, b), "short": a, "long": b}
-        rows = list(_done().values())
-        write("fidelity", meta, rows, summary, [f"- {k}: tau = {v['kendall_tau']:.2f}" for k, v in summary.items()
-                                               if isinstance(v, dict)])
+        summary["seed_repeatability"] = seed_repeatability(list(_done().values()))
+        names = set(summary["architectures"])
+        rows = [r for r in _done().values() if r["arch"] in names
+                and r["recipe"] in {r.name for _, short, long in variants for r in (short, long)}]
+        write("fidelity", meta, rows, summary, fidelity_table(summary))
 
 
 if __name__ == "__main__":

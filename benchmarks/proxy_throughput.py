@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from md_table import cell
 from torch.utils.data import DataLoader
 
 from archsearch.data.dataset import ReinforcedDataset
@@ -53,6 +54,41 @@ def bare_loop_seconds(module: ClipModule, batch: dict, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+# Profiler op name -> where the time goes; the first matching prefix wins, anything else is "other".
+OP_GROUPS = (
+    ("conv backward", ("aten::convolution_backward",)),
+    ("conv forward", ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution")),
+    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::linear")),
+    ("attention", ("aten::_scaled_dot_product",)),
+    ("norm", ("aten::native_batch_norm", "aten::native_layer_norm", "aten::batch_norm", "aten::layer_norm")),
+    ("activation", ("aten::gelu", "aten::silu", "aten::relu", "aten::sigmoid", "aten::hardswish")),
+    ("optimizer", ("Optimizer.", "aten::lerp_", "aten::addcdiv_", "aten::sqrt", "aten::_foreach")),
+)
+
+
+def op_group(name: str) -> str:
+    return next((group for group, prefixes in OP_GROUPS if name.startswith(prefixes)), "other")
+
+
+def time_shares(module: ClipModule, batch: dict, steps: int = 3) -> tuple[dict[str, float], list[dict]]:
+    """Share of a training step's self CPU time per op group, and the five costliest (op, input
+    shapes) entries: what keeps a small proxy far from the matmul peak."""
+    from torch.profiler import ProfilerActivity, profile
+
+    bare_loop_seconds(module, batch, 1)  # warm: first-call allocations stay out of the profile
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        bare_loop_seconds(module, batch, steps)
+    events = [e for e in prof.key_averages(group_by_input_shape=True) if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    shares: dict[str, float] = {}
+    for e in events:
+        shares[op_group(e.key)] = shares.get(op_group(e.key), 0.0) + e.self_cpu_time_total / total
+    top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:5]
+    return (dict(sorted(shares.items(), key=lambda kv: -kv[1])),
+            [{"op": e.key, "shapes": str(e.input_shapes[:3]), "share": e.self_cpu_time_total / total, "calls": e.count}
+             for e in top])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["mobileclip_s0", "mobileclip_s2", "vitamin_s"], choices=preset_names())
@@ -79,6 +115,7 @@ def main() -> None:
         model_seconds = bare_loop_seconds(module, batches[0], args.steps)
         train = recipe.train.model_copy(update={"steps": args.steps})
         _, timing = fit(spec, dataset, train, recipe.loss, seed=0, teacher_dims=dims, progress=False)
+        shares, top_ops = time_shares(module, batches[0])
         cost = measure_cost(spec)
         macs_per_image = cost.image.macs + caption_sets * cost.text.macs
         flops = macs_per_image * 2 * 3 * timing["images_per_second"]
@@ -87,7 +124,7 @@ def main() -> None:
             "model_only_images_per_second": batch_size / model_seconds,
             "data_only_images_per_second": batch_size / data_seconds,
             "train_gmacs_per_image": macs_per_image / 1e9, "achieved_gflops": flops / 1e9,
-            "share_of_peak": flops / (peak * 1e9),
+            "share_of_peak": flops / (peak * 1e9), "time_shares": shares, "top_ops": top_ops,
         })
         print(json.dumps(rows[-1]), flush=True)
     meta = {"date": datetime.date.today().isoformat(), "threads": threads, "peak_gflops": peak,
@@ -96,14 +133,32 @@ def main() -> None:
             "machine": device_fingerprint("torch-cpu", threads)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "proxy_throughput.json").write_text(json.dumps({"meta": meta, "presets": rows}, indent=2) + "\n")
+    write_markdown(meta, rows)
+
+
+def write_markdown(meta: dict, rows: list[dict]) -> None:
+    peak, threads, batch_size = meta["peak_gflops"], meta["threads"], meta["batch_size"]
     lines = ["# Proxy training throughput (cpu-tiny students)", "",
              f"{meta['date']}, {meta['machine']['cpu']}, {threads} threads, batch {batch_size}; fp32 matmul peak "
              f"{peak:.0f} GFLOP/s. Command: `{meta['command']}`", "",
              "| preset | proxy | images/s (fit) | images/s (model only) | images/s (data only) | train GMACs/image | GFLOP/s | share of peak |",
              "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['preset']} | {r['proxy']} | {r['images_per_second']:.0f} | {r['model_only_images_per_second']:.0f} | "
+    lines += [f"| {r['preset']} | {cell(r['proxy'])} | {r['images_per_second']:.0f} | {r['model_only_images_per_second']:.0f} | "
               f"{r['data_only_images_per_second']:.0f} | {r['train_gmacs_per_image']:.4f} | {r['achieved_gflops']:.1f} | "
               f"{r['share_of_peak']:.1%} |" for r in rows]
+    lines += ["", "Data loading and Lightning together cost " + ", ".join(
+        f"{r['preset']} {1 - r['images_per_second'] / r['model_only_images_per_second']:.0%}" for r in rows)
+        + " of the fit's time (1 - fit / model-only images/s); the model alone reaches " + ", ".join(
+        f"{r['share_of_peak'] * r['model_only_images_per_second'] / r['images_per_second']:.0%}" for r in rows)
+        + " of the peak, so the gap is in the model's kernels, not around them."]
+    lines += ["", "## Where a training step's time goes (model only, self CPU time, torch.profiler)", "",
+              "| preset | " + " | ".join(group for group, _ in OP_GROUPS) + " | other |",
+              "|---|" + "---|" * (len(OP_GROUPS) + 1)]
+    lines += [f"| {r['preset']} | " + " | ".join(f"{r['time_shares'].get(g, 0):.0%}" for g, _ in (*OP_GROUPS, ("other", ())))
+              + " |" for r in rows]
+    lines += ["", "Costliest single ops (op, first input shapes, share of the step):", ""]
+    lines += [f"- {r['preset']}: " + "; ".join(f"{o['op']} {o['shapes']} {o['share']:.0%}" for o in r["top_ops"][:3])
+              for r in rows]
     (RESULTS / "proxy_throughput.md").write_text("\n".join(lines) + "\n")
 
 

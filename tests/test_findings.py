@@ -92,3 +92,4 @@ def test_write_finding_round_trips_through_load_findings(tmp_path, monkeypatch):
     assert [f.reproduced for f in findings] == [bool(i % 2) for i in range(len(FINDINGS))]
     assert "## Reproduced in direction: no" in (tmp_path / "finding_reinforcement.md").read_text()
     assert json.loads((tmp_path / "finding_text_encoder.json").read_text())["summary"] == {"n": 2}
+

@@ -1,0 +1,49 @@
+"""The proxy benchmarks' own logic (benchmarks/proxy_scores.py, proxy_throughput.py); nothing here
+trains or times a model."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+scores = importlib.import_module("proxy_scores")
+throughput = importlib.import_module("proxy_throughput")
+
+
+def test_seed_repeatability_pairs_the_seeds_of_each_architecture_and_recipe():
+    rows = [{"arch": arch, "recipe": recipe + suffix, "zeroshot_top1": value}
+            for arch, recipe, values in (("a", "r", (1, 2, 3)), ("b", "r", (2, 3, 1)), ("c", "r", (3, 1, 2)),
+                                         ("d", "r-textdepth1", (4, 4, 4)), ("e", "r", (9, 9)))
+            for suffix, value in zip(("", "-seed1", "-seed2"), values)]
+    result = scores.seed_repeatability(rows)
+    assert result["items"] == ["a (r)", "b (r)", "c (r)", "d (r-textdepth1)"]  # e lacks seed 2
+    # seed 0 ranks a<b<c<d; seed 1 c<a<b<d: of the 6 pairs, 4 agree, 2 do not -> tau 1/3
+    assert result["kendall_tau_between_seeds"]["0-1"] == pytest.approx(1 / 3)
+    assert result["mean_seed_sd_top1"] == pytest.approx(3 / 4)
+    assert scores.seed_repeatability(rows[:6])["items"] == []
+
+
+def test_fidelity_table_lists_every_architecture_and_both_taus():
+    summary = {"architectures": ["a", "b"], "short_recipe": "cpu-tiny", "long_recipe": "cpu-small",
+               "reinforced": {"kendall_tau": 1.0, "short": [1.0, 2.0], "long": [3.0, 4.0]},
+               "plain": {"kendall_tau": -1.0, "short": [2.0, 1.0], "long": [3.0, 4.0]},
+               "seed_repeatability": {"items": []}}
+    lines = scores.fidelity_table(summary)
+    assert lines[0] == "| arch | cpu-tiny reinforced | cpu-small reinforced | cpu-tiny plain | cpu-small plain |"
+    assert lines[2:4] == ["| a | 1.0 | 3.0 | 2.0 | 3.0 |", "| b | 2.0 | 4.0 | 1.0 | 4.0 |"]
+    assert "- reinforced: Kendall tau (cpu-tiny vs cpu-small) = 1.00" in lines
+    assert "- plain: Kendall tau (cpu-tiny vs cpu-small) = -1.00" in lines
+
+
+@pytest.mark.parametrize("op, group", [
+    ("aten::convolution_backward", "conv backward"), ("aten::mkldnn_convolution", "conv forward"),
+    ("aten::addmm", "matmul"), ("aten::_scaled_dot_product_flash_attention_for_cpu_backward", "attention"),
+    ("aten::native_layer_norm_backward", "norm"), ("aten::gelu_backward", "activation"),
+    ("Optimizer.step#AdamW.step", "optimizer"), ("aten::copy_", "other"),
+])
+def test_profiler_ops_fall_into_their_group(op, group):
+    assert throughput.op_group(op) == group
