@@ -60,14 +60,20 @@ def _score_job(job: tuple[str, dict, dict]) -> dict:
 def score_all(jobs: list[tuple[str, ArchSpec, Recipe]], workers: int) -> list[dict]:
     """Score every (name, spec, recipe), `workers` trainings at a time (each on the recipe's threads);
     runs already in the log are reused, not retrained. Results come back in the order of `jobs`."""
-    payload = [(name, spec.to_dict(), recipe.to_dict()) for name, spec, recipe in jobs]
-    if workers <= 1:
-        return [_score_job(job) for job in payload]
-    # Longest first (by steps) so the last worker does not finish alone on a long run.
-    order = sorted(range(len(payload)), key=lambda i: -jobs[i][2].train.steps)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        done = dict(zip(order, pool.map(_score_job, [payload[i] for i in order])))
-    return [done[i] for i in range(len(payload))]
+    from proxy_scores import _done, recorded
+
+    log = _done()
+    results = {i: row for i, job in enumerate(jobs) if (row := recorded(*job, done=log))}
+    todo = [i for i in range(len(jobs)) if i not in results]
+    payload = {i: (jobs[i][0], jobs[i][1].to_dict(), jobs[i][2].to_dict()) for i in todo}
+    if workers <= 1 or len(todo) <= 1:
+        results.update({i: _score_job(payload[i]) for i in todo})
+    elif todo:
+        # Longest first (by steps) so the last worker does not finish alone on a long run.
+        order = sorted(todo, key=lambda i: -jobs[i][2].train.steps)
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            results.update(zip(order, pool.map(_score_job, [payload[i] for i in order])))
+    return [results[i] for i in range(len(jobs))]
 
 
 def score_variants(variants: dict[str, tuple[str, ArchSpec]], recipe: Recipe, seeds: list[int],

@@ -54,11 +54,18 @@ def _done() -> dict[tuple[str, str], dict]:
     return {(r["arch"], r["recipe"]): r for r in rows}
 
 
+def recorded(name: str, spec: ArchSpec, recipe: Recipe, done: dict | None = None) -> dict | None:
+    """The logged run of this arch name under this recipe, if its spec and recipe content are the same."""
+    previous = (_done() if done is None else done).get((name, recipe.name))
+    if previous and previous["recipe_config"] == recipe.to_dict() and previous["spec"] == spec.to_dict():
+        return previous
+    return None
+
+
 def score(name: str, spec: ArchSpec, recipe: Recipe) -> dict:
     """Train and score (or reuse a recorded run of the same arch, recipe and recipe content)."""
-    key = (name, recipe.name)
-    previous = _done().get(key)
-    if previous and previous["recipe_config"] == recipe.to_dict() and previous["spec"] == spec.to_dict():
+    previous = recorded(name, spec, recipe)
+    if previous:
         return previous
     result = run_proxy(spec, recipe, wandb="disabled", progress=False)
     row = {"arch": name, "recipe": recipe.name, "layout": layout_summary(spec), "spec": spec.to_dict(),

@@ -262,3 +262,29 @@ def test_student_seed_varies_the_training_but_not_teachers_or_store():
     reseeded = recipe.model_copy(update={"train": recipe.train.model_copy(update={"seed": 7})})
     assert student_seed(recipe) == recipe.seed and student_seed(reseeded) == 7
     assert store_path(recipe, ["t"]) == store_path(reseeded, ["t"])
+
+
+def test_cpu_small_is_cpu_tiny_trained_ten_times_longer():
+    """Fidelity compares training length alone: same data, teachers, store and proxy sizes."""
+    tiny, small = load_recipe("cpu-tiny"), load_recipe("cpu-small")
+    assert small.data == tiny.data and small.scale == tiny.scale and small.loss == tiny.loss
+    assert small.train.steps == 10 * tiny.train.steps and small.train.batch_size == tiny.train.batch_size
+
+
+def test_proxy_runs_side_by_side_wait_for_one_asset_builder(tiny_recipe):
+    """While one process holds the assets lock, another's ensure_store trains nothing; it goes on
+    (and finds or builds the assets) once the lock is free."""
+    import threading
+
+    from archsearch.proxy.assets import assets_lock, ensure_store
+
+    recipe = load_recipe(tiny_recipe)
+    done: list = []
+    with assets_lock():
+        waiter = threading.Thread(target=lambda: done.append(ensure_store(recipe, progress=False)))
+        waiter.start()
+        waiter.join(timeout=3)
+        assert waiter.is_alive() and not done and not (Path("runs") / "teachers").exists()
+    waiter.join(timeout=300)
+    assert done and (done[0] / "manifest.json").is_file()
+    assert len(list((Path("runs") / "teachers").iterdir())) == 2

@@ -3,9 +3,12 @@ the pixel cache of its source, archsearch's own teachers (`teach`), the reinforc
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 from pathlib import Path
+from typing import Iterator
 
 from archsearch.data.cache import PixelCache
 from archsearch.data.readers import open_source
@@ -45,8 +48,23 @@ def store_path(recipe: Recipe, teacher_ids: list[str]) -> Path:
     return Path(data.store) / _digest(key)
 
 
+@contextlib.contextmanager
+def assets_lock() -> Iterator[None]:
+    """Hold the lock on this `runs/` tree's teachers and stores: proxy runs started side by side
+    (a benchmark's workers, two `archsearch proxy` calls) wait for one builder instead of each
+    training the same teachers and writing the same store."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / "assets.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_store(recipe: Recipe, progress: bool = True) -> Path:
-    """The reinforced store for `recipe`, built (or resumed) if it is not complete yet."""
+    """The reinforced store for `recipe`, built (or resumed) if it is not complete yet; one process
+    at a time (`assets_lock`)."""
     if recipe.data.store is None:
         raise UserError(f"recipe {recipe.name}: data.store is null, but loss.kd_lambda = {recipe.loss.kd_lambda} "
                         f"and loss.captions = {recipe.loss.captions!r} need a reinforced store")
@@ -54,12 +72,13 @@ def ensure_store(recipe: Recipe, progress: bool = True) -> Path:
     from archsearch.data.reinforce import reinforce
     from archsearch.data.teachers import load_teachers
 
-    teachers = load_teachers(teacher_refs(recipe, progress))
-    path = store_path(recipe, [t.id for t in teachers])
-    manifest = path / "manifest.json"
-    if manifest.is_file() and ReinforcedStore.open(path, allow_incomplete=True).is_complete:
-        return path
-    reinforce(training_source(recipe), teachers, load_captioner(recipe.data.captioner),
-              recipe.data.augmentations, recipe.data.synthetic_captions, path, seed=recipe.seed,
-              batch_size=64, progress=progress)
+    with assets_lock():
+        teachers = load_teachers(teacher_refs(recipe, progress))
+        path = store_path(recipe, [t.id for t in teachers])
+        manifest = path / "manifest.json"
+        if manifest.is_file() and ReinforcedStore.open(path, allow_incomplete=True).is_complete:
+            return path
+        reinforce(training_source(recipe), teachers, load_captioner(recipe.data.captioner),
+                  recipe.data.augmentations, recipe.data.synthetic_captions, path, seed=recipe.seed,
+                  batch_size=64, progress=progress)
     return path
