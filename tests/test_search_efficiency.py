@@ -154,3 +154,31 @@ def test_compact_json_round_trips():
     text = se.compact_json(obj)
     assert json.loads(text) == obj
     assert '"a": [1, 2.5, null]' in text and '"b": [["x", 1.0, 2.0], null]' in text
+
+
+def test_predictor_mode_scores_latency_with_this_machines_table(tmp_path):
+    """`--latency predictor`: the study's latency objective is the table's predicted total ms (units
+    it lacks are timed and kept), and the hypervolume box ends at the predictor's ms ceiling."""
+    import optuna
+    from test_latency_table import QUICK, TINY_SPACE
+
+    from archsearch.latency.table import LatencyTable, build_table
+    from archsearch.space import load_space
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    table = build_table(space, n_archs=1, seed=0, threads=1, cache_dir=tmp_path, protocol=QUICK, include_presets=False)
+    run = se.run_study("random", 3, 4, str(space), False, str(tmp_path / "costs.jsonl"), 0, "predictor", str(tmp_path))
+    assert run["pruned"] == 0 and len(run["trials"]) == 4
+    grown = LatencyTable.load(table.path)
+    assert run["units_measured"] == len(grown.units) - len(table.units)
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3), directions=["maximize", "minimize"])
+    tiny = load_space(space)
+    for _, _, latency in run["trials"]:
+        trial = study.ask()
+        spec = tiny.sample(trial)  # the same seed draws the same architectures the study scored
+        study.tell(trial, (0.0, 0.0))
+        assert latency == pytest.approx(grown.predict(spec, measure_missing=False)["total_ms"], abs=1e-4)
+    assert run["hv"][-1] == pytest.approx(se.hypervolume(
+        [(acc, ms) for _, acc, ms in run["trials"]], gmacs_ref=se.LATENCY_MODES["predictor"][0]))
