@@ -107,10 +107,15 @@ def fidelity_table(summary: dict) -> list[str]:
     long_name, short_name = summary["long_recipe"], summary["short_recipe"]
     lines = [f"| arch | {short_name} reinforced | {long_name} reinforced | {short_name} plain | {long_name} plain |",
              "|---|---|---|---|---|"]
+    def score(label: str, part: str, i: int) -> str:
+        value = (summary[label] if label in summary else summary["partial"][label])[part][i]
+        return "not run" if value is None else f"{value:.1f}"
+
     for i, name in enumerate(summary["architectures"]):
-        r, p = summary["reinforced"], summary["plain"]
-        lines.append(f"| {name} | {r['short'][i]:.1f} | {r['long'][i]:.1f} | {p['short'][i]:.1f} | {p['long'][i]:.1f} |")
+        lines.append(f"| {name} | " + " | ".join(score(label, part, i) for label in ("reinforced", "plain")
+                                                  for part in ("short", "long")) + " |")
     lines += ["", *(f"- {label}: Kendall tau ({short_name} vs {long_name}) = {summary[label]['kendall_tau']:.2f}"
+                    if label in summary else f"- {label}: not measured yet; missing {', '.join(summary['missing'][label])}"
                     for label in ("reinforced", "plain"))]
     rep = summary["seed_repeatability"]
     if rep.get("items"):
@@ -152,6 +157,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4, help="fidelity: random hybrid architectures added")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="fidelity: trainings at a time (each on the recipe's threads)")
+    parser.add_argument("--from-log", action="store_true",
+                        help="fidelity: train nothing; report the variants whose runs are all in the log")
     args = parser.parse_args()
     recipe = load_recipe(args.recipe)
     meta = {"date": datetime.date.today().isoformat(),
@@ -192,11 +199,22 @@ def main() -> None:
         variants = (("reinforced", recipe, long_recipe), ("plain", plain(recipe), plain(long_recipe)))
         # Reinforced first: an interrupted run has the headline pair before the plain one.
         jobs = [(n, s, r) for _, short, long in variants for r in (short, long) for n, s in archs]
-        scores = [row["zeroshot_top1"] for row in score_all(jobs, args.workers)]
+        if args.from_log:  # report what the log holds; a variant with a run missing is listed, not scored
+            log = _done()
+            found = [recorded(*job, done=log) for job in jobs]
+        else:
+            found = score_all(jobs, args.workers)
         k = len(archs)
         summary = {"architectures": [n for n, _ in archs], "short_recipe": recipe.name, "long_recipe": long_recipe.name}
         for i, (label, _, _) in enumerate(variants):
-            a, b = scores[2 * i * k:(2 * i + 1) * k], scores[(2 * i + 1) * k:(2 * i + 2) * k]
+            part = found[2 * i * k:(2 * i + 2) * k]
+            if any(row is None for row in part):
+                summary.setdefault("missing", {})[label] = [
+                    f"{n} ({r.name})" for (n, _, r), row in zip(jobs[2 * i * k:(2 * i + 2) * k], part) if row is None]
+                values = [row and row["zeroshot_top1"] for row in part]
+                summary.setdefault("partial", {})[label] = {"short": values[:k], "long": values[k:]}
+                continue
+            a, b = [row["zeroshot_top1"] for row in part[:k]], [row["zeroshot_top1"] for row in part[k:]]
             summary[label] = {"kendall_tau": kendall_tau(a, b), "short": a, "long": b}
         summary["seed_repeatability"] = seed_repeatability(list(_done().values()))
         names = set(summary["architectures"])

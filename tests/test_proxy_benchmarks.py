@@ -47,3 +47,13 @@ def test_fidelity_table_lists_every_architecture_and_both_taus():
 ])
 def test_profiler_ops_fall_into_their_group(op, group):
     assert throughput.op_group(op) == group
+
+
+def test_fidelity_table_marks_a_variant_not_run_yet():
+    summary = {"architectures": ["a"], "short_recipe": "s", "long_recipe": "l",
+               "reinforced": {"kendall_tau": 0.5, "short": [1.0], "long": [2.0]},
+               "missing": {"plain": ["a (l-plain)"]}, "partial": {"plain": {"short": [3.0], "long": [None]}},
+               "seed_repeatability": {"items": []}}
+    lines = scores.fidelity_table(summary)
+    assert lines[2] == "| a | 1.0 | 2.0 | 3.0 | not run |"
+    assert "- plain: not measured yet; missing a (l-plain)" in lines
