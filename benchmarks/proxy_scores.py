@@ -117,6 +117,9 @@ def fidelity_table(summary: dict) -> list[str]:
     lines += ["", *(f"- {label}: Kendall tau ({short_name} vs {long_name}) = {summary[label]['kendall_tau']:.2f}"
                     if label in summary else f"- {label}: not measured yet; missing {', '.join(summary['missing'][label])}"
                     for label in ("reinforced", "plain"))]
+    lines += [f"- {label}: {short_name} scores span {min(v['short']):.1f}-{max(v['short']):.1f}, "
+              f"{long_name} scores {min(v['long']):.1f}-{max(v['long']):.1f}"
+              for label, v in ((label, summary.get(label)) for label in ("reinforced", "plain")) if v]
     rep = summary["seed_repeatability"]
     if rep.get("items"):
         lines.append(f"- seed repeatability of the short proxy (tau between student seeds over {len(rep['items'])} "
