@@ -219,10 +219,10 @@ def main() -> None:
                 continue
             a, b = [row["zeroshot_top1"] for row in part[:k]], [row["zeroshot_top1"] for row in part[k:]]
             summary[label] = {"kendall_tau": kendall_tau(a, b), "short": a, "long": b}
-        summary["seed_repeatability"] = seed_repeatability(list(_done().values()))
-        names = set(summary["architectures"])
-        rows = [r for r in _done().values() if r["arch"] in names
-                and r["recipe"] in {r.name for _, short, long in variants for r in (short, long)}]
+        logged = list(_done().values())  # read the run log once, after every training
+        summary["seed_repeatability"] = seed_repeatability(logged)
+        names, recipes = set(summary["architectures"]), {r.name for _, short, long in variants for r in (short, long)}
+        rows = [r for r in logged if r["arch"] in names and r["recipe"] in recipes]
         write("fidelity", meta, rows, summary, fidelity_table(summary))
 
 

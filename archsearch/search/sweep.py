@@ -142,8 +142,9 @@ def prepare(options: SweepOptions) -> SweepRun:
         enqueue_presets(study, config)
     study.set_user_attr(STUDY_BUDGET, options.trials)
     requeued = requeue_interrupted(study) if resumed else []
-    recipe_threads = config.proxy_recipe().train.threads or len(available_cpus())
-    workers = options.workers or max(1, len(available_cpus()) // recipe_threads)
+    cpus = len(available_cpus())
+    recipe_threads = config.proxy_recipe().train.threads or cpus
+    workers = options.workers or max(1, cpus // recipe_threads)
     local_db = "study.db" if options.storage is None else None
     write_study_file(directory, {
         "study": name, "storage": redact(url), "local_db": local_db, "space": config.space_name,
