@@ -20,14 +20,13 @@ import statistics
 from pathlib import Path
 
 import timm
-import torch
 
 from archsearch.latency.backends import get_backend
 from archsearch.latency.cost import example_images, measure_cost
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.latency.measure import measure_latency
 from archsearch.latency.peak import matmul_peak_gflops
-from archsearch.latency.timing import TimingProtocol, time_until_settled
+from archsearch.latency.timing import TimingProtocol
 from archsearch.models import build_image_tower, reparameterize
 from archsearch.spec import get_preset, preset_names, timm_reference
 
@@ -122,7 +121,24 @@ def to_markdown(rows: list[dict], meta: dict) -> str:
             f"| {r['cv_total']:.1%} ({r['cv_image']:.1%} / {r['cv_text']:.1%}) | {r['image_vs_timm_ratio']:.3f} "
             f"| {r['reparam_speedup']:.2f}x | {r['gflops']:.1f} | {r['efficiency']:.1%} |"
         )
+    misses = [line for line in map(repeat_outlier, rows) if line]
+    if misses:
+        lines += ["", "Presets over the CV target, their repeats in the order taken:", "", *misses]
     return "\n".join(lines) + "\n"
+
+
+def repeat_outlier(row: dict, target: float = 0.03) -> str | None:
+    """One line for a preset whose CV misses the target: its totals, and how far the worst repeat lies
+    from the median of the others, so a reader can tell one disturbed process from a spread."""
+    if row["cv_total"] <= target:
+        return None
+    totals = row["total_ms_runs"]
+    worst = max(range(len(totals)), key=lambda i: abs(totals[i] - statistics.median(totals)))
+    others = [t for i, t in enumerate(totals) if i != worst]
+    cv_others = statistics.stdev(others) / statistics.fmean(others) if len(others) > 1 else 0.0
+    return (f"- {row['preset']}: totals {', '.join(f'{t:.0f}' for t in totals)} ms; repeat {worst + 1} lies "
+            f"{totals[worst] / statistics.median(others) - 1:+.1%} from the median of the other {len(others)}, "
+            f"whose CV is {cv_others:.1%}")
 
 
 def main() -> None:

@@ -10,9 +10,11 @@
     python benchmarks/proxy_scores.py spread [--presets ...]
     python benchmarks/proxy_scores.py gain --presets mobileclip_s0 mobileclip_s2 vitamin_s mobileclip_b
     python benchmarks/proxy_scores.py fidelity --samples 4
+    python benchmarks/proxy_scores.py fidelity --long-kd-lambda 0.75 --out proxy_fidelity_kd075
 
 Every run is appended to results/proxy_runs.jsonl (one line per training, so an interrupted
-benchmark keeps what it measured and a rerun skips it); the summaries go to results/proxy_<kind>.{json,md}.
+benchmark keeps what it measured and a rerun skips it); the summaries go to results/proxy_<kind>.{json,md}
+(or results/<--out>.{json,md}).
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ def plain(recipe: Recipe) -> Recipe:
     """The same recipe without reinforcement: lambda = 0 on real captions only."""
     return recipe.model_copy(update={"name": recipe.name + "-plain",
                                      "loss": recipe.loss.model_copy(update={"kd_lambda": 0.0, "captions": "real"})})
+
+
+def with_kd_lambda(recipe: Recipe, kd_lambda: float) -> Recipe:
+    """The recipe with another distillation weight (named for it): the fidelity benchmark's long run
+    with some CLIP loss left in, so that its students are not capped at the teachers' level."""
+    data = recipe.to_dict()
+    data["name"] = f"{recipe.name}-kd{kd_lambda:g}"
+    data["loss"]["kd_lambda"] = kd_lambda
+    return Recipe.model_validate(data)
 
 
 def _done() -> dict[tuple[str, str], dict]:
@@ -104,8 +115,9 @@ def seed_repeatability(rows: list[dict]) -> dict:
 
 
 def fidelity_table(summary: dict) -> list[str]:
-    long_name, short_name = summary["long_recipe"], summary["short_recipe"]
-    lines = [f"| arch | {short_name} reinforced | {long_name} reinforced | {short_name} plain | {long_name} plain |",
+    short_name, long_name = summary["short_recipe"], summary["long_recipe"]
+    long_names = {"reinforced": summary.get("long_reinforced_recipe", long_name), "plain": long_name}
+    lines = [f"| arch | {short_name} reinforced | {long_names['reinforced']} reinforced | {short_name} plain | {long_name} plain |",
              "|---|---|---|---|---|"]
     def score(label: str, part: str, i: int) -> str:
         value = (summary[label] if label in summary else summary["partial"][label])[part][i]
@@ -114,11 +126,14 @@ def fidelity_table(summary: dict) -> list[str]:
     for i, name in enumerate(summary["architectures"]):
         lines.append(f"| {name} | " + " | ".join(score(label, part, i) for label in ("reinforced", "plain")
                                                   for part in ("short", "long")) + " |")
-    lines += ["", *(f"- {label}: Kendall tau ({short_name} vs {long_name}) = {summary[label]['kendall_tau']:.2f}"
+    lines += ["", *(f"- {label}: Kendall tau ({short_name} vs {long_names[label]}) = {summary[label]['kendall_tau']:.2f}"
                     if label in summary else f"- {label}: not measured yet; missing {', '.join(summary['missing'][label])}"
                     for label in ("reinforced", "plain"))]
+    if "reinforced_short_vs_plain_long" in summary:
+        lines.append(f"- reinforced {short_name} vs plain {long_name} (no teacher ceiling on the long run): "
+                     f"Kendall tau = {summary['reinforced_short_vs_plain_long']:.2f}")
     lines += [f"- {label}: {short_name} scores span {min(v['short']):.1f}-{max(v['short']):.1f}, "
-              f"{long_name} scores {min(v['long']):.1f}-{max(v['long']):.1f}"
+              f"{long_names[label]} scores {min(v['long']):.1f}-{max(v['long']):.1f}"
               for label, v in ((label, summary.get(label)) for label in ("reinforced", "plain")) if v]
     rep = summary["seed_repeatability"]
     if rep.get("items"):
@@ -142,13 +157,14 @@ def hybrid_samples(count: int, seed: int) -> list[tuple[str, ArchSpec]]:
     return out
 
 
-def write(kind: str, meta: dict, rows: list[dict], summary: dict, table: list[str]) -> None:
+def write(kind: str, meta: dict, rows: list[dict], summary: dict, table: list[str], out: str | None = None) -> None:
+    out = out or f"proxy_{kind}"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"proxy_{kind}.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": rows}, indent=2) + "\n")
+    (RESULTS / f"{out}.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": rows}, indent=2) + "\n")
     lines = [f"# Proxy benchmark: {kind}", "", f"- date: {meta['date']}", f"- command: `{meta['command']}`",
              f"- machine: {meta['machine']['cpu']}, {meta['machine']['threads']} threads, torch {meta['machine']['libraries']['torch']}",
              "", *table, "", "```json", json.dumps(summary, indent=2), "```", ""]
-    (RESULTS / f"proxy_{kind}.md").write_text("\n".join(lines))
+    (RESULTS / f"{out}.md").write_text("\n".join(lines))
 
 
 def main() -> None:
@@ -162,6 +178,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="fidelity: trainings at a time (each on the recipe's threads)")
     parser.add_argument("--from-log", action="store_true",
                         help="fidelity: train nothing; report the variants whose runs are all in the log")
+    parser.add_argument("--long-kd-lambda", type=float,
+                        help="fidelity: the long reinforced run's lambda instead of its recipe's (e.g. 0.75, "
+                             "MobileCLIP-B's), so that long-trained students can pass the teachers")
+    parser.add_argument("--out", help="results name in benchmarks/results/ (default proxy_<kind>)")
     args = parser.parse_args()
     recipe = load_recipe(args.recipe)
     meta = {"date": datetime.date.today().isoformat(),
@@ -179,7 +199,7 @@ def main() -> None:
         summary = {"recipe": recipe.name, "min": min(top1), "max": max(top1), "spread": max(top1) - min(top1),
                    "target": "spread >= 15 points, none above 90%",
                    "met": max(top1) - min(top1) >= 15 and max(top1) <= 90}
-        write("spread", meta, rows, summary, [header, "|---|---|---|---|---|---|---|", *map(line, rows)])
+        write("spread", meta, rows, summary, [header, "|---|---|---|---|---|---|---|", *map(line, rows)], args.out)
     elif args.kind == "gain":
         names = args.presets or ["mobileclip_s0", "mobileclip_s2", "mobileclip_b", "vitamin_s"]
         rows, table = [], ["| arch | reinforced top-1 | plain top-1 | gain | reinforced I->T R@1 | plain I->T R@1 |",
@@ -192,14 +212,15 @@ def main() -> None:
                          f"{reinforced['i2t_r1']:.1f} | {baseline['i2t_r1']:.1f} |")
         gains = [rows[i]["zeroshot_top1"] - rows[i + 1]["zeroshot_top1"] for i in range(0, len(rows), 2)]
         summary = {"steps": recipe.train.steps, "mean_gain_top1": statistics.mean(gains), "gains": dict(zip(names, gains))}
-        write("gain", meta, rows, summary, table)
+        write("gain", meta, rows, summary, table, args.out)
     else:
         from findings_common import score_all  # imports this module lazily in its workers
 
         long_recipe = load_recipe(args.long_recipe)
         archs = [(n, get_preset(n)) for n in (args.presets or ["mobileclip_s0", "mobileclip_s1", "mobileclip_b", "vitamin_s"])]
         archs += hybrid_samples(args.samples, args.seed)
-        variants = (("reinforced", recipe, long_recipe), ("plain", plain(recipe), plain(long_recipe)))
+        long_reinforced = long_recipe if args.long_kd_lambda is None else with_kd_lambda(long_recipe, args.long_kd_lambda)
+        variants = (("reinforced", recipe, long_reinforced), ("plain", plain(recipe), plain(long_recipe)))
         # Reinforced first: an interrupted run has the headline pair before the plain one.
         jobs = [(n, s, r) for _, short, long in variants for r in (short, long) for n, s in archs]
         if args.from_log:  # report what the log holds; a variant with a run missing is listed, not scored
@@ -209,6 +230,8 @@ def main() -> None:
             found = score_all(jobs, args.workers)
         k = len(archs)
         summary = {"architectures": [n for n, _ in archs], "short_recipe": recipe.name, "long_recipe": long_recipe.name}
+        if long_reinforced is not long_recipe:
+            summary["long_reinforced_recipe"] = long_reinforced.name
         for i, (label, _, _) in enumerate(variants):
             part = found[2 * i * k:(2 * i + 2) * k]
             if any(row is None for row in part):
@@ -219,11 +242,14 @@ def main() -> None:
                 continue
             a, b = [row["zeroshot_top1"] for row in part[:k]], [row["zeroshot_top1"] for row in part[k:]]
             summary[label] = {"kendall_tau": kendall_tau(a, b), "short": a, "long": b}
+        if "reinforced" in summary and "plain" in summary:
+            # The plain long run has no teacher ceiling: how the reinforced short score ranks against it.
+            summary["reinforced_short_vs_plain_long"] = kendall_tau(summary["reinforced"]["short"], summary["plain"]["long"])
         logged = list(_done().values())  # read the run log once, after every training
         summary["seed_repeatability"] = seed_repeatability(logged)
         names, recipes = set(summary["architectures"]), {r.name for _, short, long in variants for r in (short, long)}
         rows = [r for r in logged if r["arch"] in names and r["recipe"] in recipes]
-        write("fidelity", meta, rows, summary, fidelity_table(summary))
+        write("fidelity", meta, rows, summary, fidelity_table(summary), args.out)
 
 
 if __name__ == "__main__":

@@ -57,3 +57,25 @@ def test_fidelity_table_marks_a_variant_not_run_yet():
     lines = scores.fidelity_table(summary)
     assert lines[2] == "| a | 1.0 | 2.0 | 3.0 | not run |"
     assert "- plain: not measured yet; missing a (l-plain)" in lines
+
+
+def test_long_kd_lambda_renames_the_recipe_and_changes_lambda_alone():
+    base = scores.load_recipe("cpu-small")
+    changed = scores.with_kd_lambda(base, 0.75)
+    assert changed.name == "cpu-small-kd0.75" and changed.loss.kd_lambda == 0.75
+    assert {**changed.to_dict(), "name": base.name, "loss": base.to_dict()["loss"]} == base.to_dict()
+    with pytest.raises(Exception, match="kd_lambda"):
+        scores.with_kd_lambda(base, 1.5)
+
+
+def test_fidelity_table_names_the_long_reinforced_recipe_where_it_differs():
+    summary = {"architectures": ["a", "b"], "short_recipe": "cpu-tiny", "long_recipe": "cpu-small",
+               "long_reinforced_recipe": "cpu-small-kd0.75",
+               "reinforced": {"kendall_tau": 1.0, "short": [1.0, 2.0], "long": [3.0, 4.0]},
+               "plain": {"kendall_tau": -1.0, "short": [2.0, 1.0], "long": [3.0, 4.0]},
+               "reinforced_short_vs_plain_long": 1.0, "seed_repeatability": {"items": []}}
+    lines = scores.fidelity_table(summary)
+    assert lines[0] == "| arch | cpu-tiny reinforced | cpu-small-kd0.75 reinforced | cpu-tiny plain | cpu-small plain |"
+    assert "- reinforced: Kendall tau (cpu-tiny vs cpu-small-kd0.75) = 1.00" in lines
+    assert "- plain: Kendall tau (cpu-tiny vs cpu-small) = -1.00" in lines
+    assert "- reinforced cpu-tiny vs plain cpu-small (no teacher ceiling on the long run): Kendall tau = 1.00" in lines
