@@ -18,7 +18,6 @@ import json
 import os
 import statistics
 from pathlib import Path
-from typing import Callable, TypeVar
 
 import timm
 
@@ -32,7 +31,6 @@ from archsearch.models import build_image_tower, reparameterize
 from archsearch.spec import get_preset, preset_names, timm_reference
 
 RESULTS = Path(__file__).parent / "results"
-T = TypeVar("T")
 
 
 def paired_medians(runs: dict[str, callable], rounds: int, per_round: int, warmup: int = 3) -> dict[str, dict]:
@@ -57,42 +55,11 @@ def round_ratio(timings: dict[str, dict], numerator: str, denominator: str) -> f
     return statistics.median(a / b for a, b in pairs)
 
 
-def quiet_repeat(measure: Callable[[], T], probe: Callable[[], float], reference: float, tolerance: float,
-                 max_retakes: int) -> tuple[T, dict]:
-    """One independent measurement taken while the machine runs at its own speed.
-
-    A shared vCPU has slow phases lasting a minute or so, during which a whole fresh-process
-    measurement runs several percent slow (one repeat of five is enough to break a 3 % CV). The
-    matmul probe before and after a repeat is independent of the model measured: when either falls
-    more than `tolerance` below the run's reference peak, the repeat is retaken, at most
-    `max_retakes` times; the last one is kept and marked as not quiet."""
-    retakes = 0
-    while True:
-        before = probe()
-        result = measure()
-        after = probe()
-        quiet = min(before, after) >= (1 - tolerance) * reference
-        if quiet or retakes == max_retakes:
-            return result, {"probes_gflops": [before, after], "retakes": retakes, "quiet": quiet}
-        retakes += 1
-
-
 def measure_preset(name: str, repeats: int, threads: int, peak: float, protocol: TimingProtocol,
-                   rounds: int, per_round: int, pin: list[int] | None = None,
-                   probe_tolerance: float | None = None, max_retakes: int = 3) -> dict:
+                   rounds: int, per_round: int, pin: list[int] | None = None) -> dict:
     spec = get_preset(name)
-
-    def measure():
-        return measure_latency(spec, threads=threads, pin=pin, fresh_process=True, protocol=protocol)
-
-    if probe_tolerance is None:
-        runs, probes = [measure() for _ in range(repeats)], []
-    else:
-        def probe():
-            return matmul_peak_gflops(threads, seconds=1.0)
-
-        runs, probes = map(list, zip(*(quiet_repeat(measure, probe, peak, probe_tolerance, max_retakes)
-                                       for _ in range(repeats))))
+    runs = [measure_latency(spec, threads=threads, pin=pin, fresh_process=True, protocol=protocol)
+            for _ in range(repeats)]
     image = [r.image.median_ms for r in runs]
     text = [r.text.median_ms for r in runs]
     total = [r.total_ms for r in runs]
@@ -121,7 +88,7 @@ def measure_preset(name: str, repeats: int, threads: int, peak: float, protocol:
         "image_vs_timm_ratio": round_ratio(paired, "ours_folded", "timm_folded"),
         "reparam_speedup": round_ratio(paired, "ours_unfolded", "ours_folded"),
         "image_folded_ms": paired["ours_folded"]["median_ms"], "timm_folded_ms": paired["timm_folded"]["median_ms"],
-        "image_unfolded_ms": paired["ours_unfolded"]["median_ms"], "paired_rounds": paired, "probes": probes,
+        "image_unfolded_ms": paired["ours_unfolded"]["median_ms"], "paired_rounds": paired,
         "gflops": flops / 1e9,
         "efficiency": (flops / (peak * 1e9)) / (median_total / 1e3),
     }
@@ -154,12 +121,6 @@ def to_markdown(rows: list[dict], meta: dict) -> str:
             f"| {r['cv_total']:.1%} ({r['cv_image']:.1%} / {r['cv_text']:.1%}) | {r['image_vs_timm_ratio']:.3f} "
             f"| {r['reparam_speedup']:.2f}x | {r['gflops']:.1f} | {r['efficiency']:.1%} |"
         )
-    if meta.get("quiet_probe"):
-        probes = [p for r in rows for p in r.get("probes", [])]
-        lines += ["", f"Quiet probe: a repeat was retaken when the 1-second matmul probe before or after it ran more "
-                      f"than {meta['quiet_probe']:.0%} below the run's peak; {sum(p['retakes'] for p in probes)} "
-                      f"retakes in all, {sum(not p['quiet'] for p in probes)} of {len(probes)} repeats kept "
-                      "though still not quiet."]
     misses = [line for line in map(repeat_outlier, rows) if line]
     if misses:
         lines += ["", "Presets over the CV target, their repeats in the order taken:", "", *misses]
@@ -188,10 +149,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds of the same-process comparisons")
     parser.add_argument("--per-round", type=int, default=3, help="timed runs of each module per round")
     parser.add_argument("--pin", type=int, nargs="+", help="CPUs every measurement (and this process) is pinned to")
-    parser.add_argument("--quiet-probe", type=float, metavar="TOLERANCE",
-                        help="retake a repeat when the matmul probe before or after it runs more than TOLERANCE "
-                             "(e.g. 0.03) below the run's peak")
-    parser.add_argument("--max-retakes", type=int, default=3)
     parser.add_argument("--out", default="latency_presets")
     args = parser.parse_args()
     if args.pin:
@@ -204,10 +161,7 @@ def main() -> None:
             f"--presets {' '.join(args.presets)}".split() + ["--repeats", str(args.repeats), "--threads",
                                                             str(args.threads), "--rounds", str(args.rounds),
                                                             "--per-round", str(args.per_round)]
-            + (["--pin", *map(str, args.pin)] if args.pin else [])
-            + (["--quiet-probe", str(args.quiet_probe), "--max-retakes", str(args.max_retakes)] if args.quiet_probe else [])
-            + (["--out", args.out] if args.out != "latency_presets" else [])),
-        "quiet_probe": args.quiet_probe,
+            + (["--pin", *map(str, args.pin)] if args.pin else []) + (["--out", args.out] if args.out != "latency_presets" else [])),
         "peak_gflops": peak, "protocol": protocol.__dict__, "rounds": args.rounds, "per_round": args.per_round,
         "loadavg": [round(x, 2) for x in os.getloadavg()], "pin": args.pin,
         "fingerprint": device_fingerprint("torch-cpu", args.threads),
@@ -215,7 +169,7 @@ def main() -> None:
     rows = []
     for name in args.presets:
         rows.append(measure_preset(name, args.repeats, args.threads, peak, protocol, args.rounds, args.per_round,
-                                   args.pin, args.quiet_probe, args.max_retakes))
+                                   args.pin))
         print(json.dumps(rows[-1]), flush=True)
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "presets": rows}, indent=2) + "\n")
