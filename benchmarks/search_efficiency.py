@@ -128,26 +128,27 @@ def latency_stand_in(cost: dict) -> float:
 
 # --- hypervolume ----------------------------------------------------------------------------------
 
-def hypervolume(points: Sequence[tuple[float, float]], acc_ref: float = ACC_REF, gmacs_ref: float = GMACS_REF
+def hypervolume(points: Sequence[tuple[float, float]], acc_ref: float = ACC_REF, latency_ref: float = GMACS_REF
                 ) -> float:
-    """HV of (accuracy %, GMACs) points, maximise accuracy, minimise GMACs, with Optuna's WFG on
-    (-acc/100, gmacs/gmacs_ref) and reference (-acc_ref/100, 1); points outside the box are dropped."""
+    """HV of (accuracy %, latency objective) points (GMACs, or predicted ms), maximise accuracy,
+    minimise the latency objective, with Optuna's WFG on (-acc/100, latency/latency_ref) and reference
+    (-acc_ref/100, 1); points outside the box are dropped."""
     from optuna._hypervolume import compute_hypervolume
 
-    losses = np.array([(-a / 100.0, g / gmacs_ref) for a, g in points if a > acc_ref and g < gmacs_ref],
+    losses = np.array([(-a / 100.0, g / latency_ref) for a, g in points if a > acc_ref and g < latency_ref],
                       dtype=float).reshape(-1, 2)
     return float(compute_hypervolume(losses, np.array([-acc_ref / 100.0, 1.0]))) if len(losses) else 0.0
 
 
 def hypervolume_curve(values: Sequence[Optional[tuple[float, float]]], acc_ref: float = ACC_REF,
-                      gmacs_ref: float = GMACS_REF) -> list[float]:
+                      latency_ref: float = GMACS_REF) -> list[float]:
     """HV after each trial: entry n-1 is the HV of the completed trials among the first n (None
     for a pruned trial)."""
     curve, done = [], []
     for v in values:
         if v is not None:
             done.append(v)
-        curve.append(hypervolume(done, acc_ref, gmacs_ref) if v is not None or not curve else curve[-1])
+        curve.append(hypervolume(done, acc_ref, latency_ref) if v is not None or not curve else curve[-1])
     return curve
 
 
@@ -388,7 +389,7 @@ def run_study(sampler_arg: str, seed: int, trials: int, space_name: str, presets
         if log_every and n % log_every == 0:
             print(f"  {sampler_arg} seed {seed}: {n}/{trials} trials, {evaluate.measured} measured "
                   f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-    curve = hypervolume_curve(values, gmacs_ref=LATENCY_MODES[latency][0])
+    curve = hypervolume_curve(values, latency_ref=LATENCY_MODES[latency][0])
     complete = [r for r in records if r["state"] == "complete"]
     ids = [r["id"] for r in complete]
     return {"sampler": sampler_arg, "seed": seed, "presets": presets, "as_sweep": as_sweep,
