@@ -133,7 +133,8 @@ def repeat_outlier(row: dict, target: float = 0.03) -> str | None:
     if row["cv_total"] <= target:
         return None
     totals = row["total_ms_runs"]
-    worst = max(range(len(totals)), key=lambda i: abs(totals[i] - statistics.median(totals)))
+    median = statistics.median(totals)
+    worst = max(range(len(totals)), key=lambda i: abs(totals[i] - median))
     others = [t for i, t in enumerate(totals) if i != worst]
     cv_others = statistics.stdev(others) / statistics.fmean(others) if len(others) > 1 else 0.0
     return (f"- {row['preset']}: totals {', '.join(f'{t:.0f}' for t in totals)} ms; repeat {worst + 1} lies "

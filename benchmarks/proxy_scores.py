@@ -32,7 +32,7 @@ from md_table import cell
 from scipy.stats import kendalltau
 
 from archsearch.latency.fingerprint import device_fingerprint
-from archsearch.proxy.recipe import Recipe, load_recipe
+from archsearch.proxy.recipe import LossConfig, Recipe, load_recipe
 from archsearch.proxy.run import run_proxy
 from archsearch.space import load_space
 from archsearch.spec import get_preset, preset_names
@@ -52,10 +52,16 @@ def plain(recipe: Recipe) -> Recipe:
 def with_kd_lambda(recipe: Recipe, kd_lambda: float) -> Recipe:
     """The recipe with another distillation weight (named for it): the fidelity benchmark's long run
     with some CLIP loss left in, so that its students are not capped at the teachers' level."""
-    data = recipe.to_dict()
-    data["name"] = f"{recipe.name}-kd{kd_lambda:g}"
-    data["loss"]["kd_lambda"] = kd_lambda
-    return Recipe.model_validate(data)
+    loss = LossConfig.model_validate({**recipe.loss.model_dump(), "kd_lambda": kd_lambda})
+    return recipe.model_copy(update={"name": f"{recipe.name}-kd{kd_lambda:g}", "loss": loss})
+
+
+def kd_lambda_arg(text: str) -> float:
+    """argparse type for --long-kd-lambda: one clear line (exit 2) outside the loss's range."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside the recipe field loss.kd_lambda's range [0, 1]")
+    return value
 
 
 def _done() -> dict[tuple[str, str], dict]:
@@ -178,7 +184,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="fidelity: trainings at a time (each on the recipe's threads)")
     parser.add_argument("--from-log", action="store_true",
                         help="fidelity: train nothing; report the variants whose runs are all in the log")
-    parser.add_argument("--long-kd-lambda", type=float,
+    parser.add_argument("--long-kd-lambda", type=kd_lambda_arg,
                         help="fidelity: the long reinforced run's lambda instead of its recipe's (e.g. 0.75, "
                              "MobileCLIP-B's), so that long-trained students can pass the teachers")
     parser.add_argument("--out", help="results name in benchmarks/results/ (default proxy_<kind>)")
@@ -228,6 +234,7 @@ def main() -> None:
             found = [recorded(*job, done=log) for job in jobs]
         else:
             found = score_all(jobs, args.workers)
+            log = _done()  # read the run log once, after every training
         k = len(archs)
         summary = {"architectures": [n for n, _ in archs], "short_recipe": recipe.name, "long_recipe": long_recipe.name}
         if long_reinforced is not long_recipe:
@@ -245,7 +252,7 @@ def main() -> None:
         if "reinforced" in summary and "plain" in summary:
             # The plain long run has no teacher ceiling: how the reinforced short score ranks against it.
             summary["reinforced_short_vs_plain_long"] = kendall_tau(summary["reinforced"]["short"], summary["plain"]["long"])
-        logged = list(_done().values())  # read the run log once, after every training
+        logged = list(log.values())
         summary["seed_repeatability"] = seed_repeatability(logged)
         names, recipes = set(summary["architectures"]), {r.name for _, short, long in variants for r in (short, long)}
         rows = [r for r in logged if r["arch"] in names and r["recipe"] in recipes]
