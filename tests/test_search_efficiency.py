@@ -62,9 +62,10 @@ def test_summarise_target_and_censoring():
 
 
 def test_verdict_wording():
-    runs = {"random": [[0.1, 0.2, 0.4]], "tpe": [[0.5, 0.5, 0.5]]}
+    runs = {"random": [[0.1, 0.2, 0.4]], "ehvi": [[0.5, 0.5, 0.5]], "tpe": [[0.1, 0.1, 0.1]]}
     s = se.summarise(runs)
-    assert se.verdict(s).startswith("Default (tpe): meets the target")
+    assert se.verdict(s).startswith("Default (ehvi): meets the target")
+    assert se.verdict(s, default="tpe").startswith("Default (tpe): does not meet the target")
 
 
 def test_parse_sampler():
@@ -86,6 +87,17 @@ def test_build_sampler_goes_through_make_sampler():
     assert isinstance(sampler, optuna.samplers.TPESampler) and not as_sweep
     sampler, as_sweep = se.build_sampler("nsga2:population_size=20", 0)
     assert isinstance(sampler, optuna.samplers.NSGAIISampler) and not as_sweep
+
+    from archsearch.search.ehvi import KnownLatencySampler
+    from archsearch.space import load_space
+
+    def towers(spec, measure_missing):
+        return 1.0, 1.0
+
+    sampler, as_sweep = se.build_sampler("ehvi", 0, load_space("hybrid"), towers)
+    assert isinstance(sampler, KnownLatencySampler) and sampler.latency_of is towers and as_sweep
+    sampler, as_sweep = se.build_sampler("ehvi:n_random=64", 0, load_space("hybrid"), towers)
+    assert sampler.n_random == 64 and not as_sweep
 
 
 def test_spec_noise_is_fixed_and_standard():
@@ -122,12 +134,12 @@ def _run(sampler, seed, hv, presets=True):
 def test_variant_and_markdown(monkeypatch):
     monkeypatch.setattr(se, "CHECKPOINTS", (1, 3))
     runs = [_run("random", 0, [0.1, 0.2, 0.4]), _run("random", 1, [0.1, 0.3, 0.6]),
-            _run("tpe", 0, [0.1, 0.5, 0.7]), _run("tpe", 1, [0.1, 0.6, 0.6]),
+            _run("ehvi", 0, [0.1, 0.5, 0.7]), _run("ehvi", 1, [0.1, 0.6, 0.6]),
             _run("tpe:n_startup_trials=5", 0, [0.1, 0.1, 0.1]), _run("tpe:n_startup_trials=5", 1, [0.1, 0.1, 0.5])]
-    v = se.variant(runs[::-1], ["tpe", "tpe:n_startup_trials=5", "random"], "random")
-    assert [(r["sampler"], r["seed"]) for r in v["runs"]][:2] == [("tpe", 0), ("tpe", 1)]
-    assert v["as_sweep"] == {"tpe": True, "tpe:n_startup_trials=5": False, "random": True}
-    assert v["verdict"].startswith("Default (tpe): meets the target: mean 2.0 trials")
+    v = se.variant(runs[::-1], ["ehvi", "tpe:n_startup_trials=5", "random"], "random")
+    assert [(r["sampler"], r["seed"]) for r in v["runs"]][:2] == [("ehvi", 0), ("ehvi", 1)]
+    assert v["as_sweep"] == {"ehvi": True, "tpe:n_startup_trials=5": False, "random": True}
+    assert v["verdict"].startswith("Default (ehvi): meets the target: mean 2.0 trials")
     meta = {"space": "hybrid", "seeds": [0, 1], "trials": 3, "presets": ["mobileclip_s0"], "fingerprint": {"id": "x"},
             "date": "today", "optuna": "5", "torch": "2", "command": "python benchmarks/search_efficiency.py",
             "wall_seconds": 1.0, "jobs": 1, "measure_seconds": 0.0, "measured": 0, "cached_at_start": 3,
@@ -136,7 +148,7 @@ def test_variant_and_markdown(monkeypatch):
     preset = {"preset": "mobileclip_s0", "acc": 58.0, "gmacs": 3.7, "params_m": 54.0, "layout": "R2 | text A x512"}
     text = se.to_markdown({"meta": meta, **v, "preset_values": [preset],
                            "no_presets": se.variant([_run("random", 0, [0.2, 0.3, 0.3], False)], ["random"], "random")})
-    assert "| tpe | 0.1000 ± 0.0000 | 0.6500 ± 0.0707 | 2.0 (2, 2) | 2/2 | 2 |" in text
+    assert "| ehvi | 0.1000 ± 0.0000 | 0.6500 ± 0.0707 | 2.0 (2, 2) | 2/2 | 2 |" in text
     assert "tpe:n_startup_trials=5 (not make_sampler default)" in text and "≥ 3.5 (>3, 3)" in text
     assert "R2 / text A x512" in text and "## Hypervolume: no presets" in text and "- a note" in text
 

@@ -17,11 +17,11 @@ from optuna.trial import TrialState
 
 from archsearch.errors import UserError
 from archsearch.search.quiet import QuietLock
-from archsearch.search.samplers import make_sampler
+from archsearch.search.samplers import EHVI_STARTUP, make_sampler
 from archsearch.search.storage import load_study, open_storage, read_study_file, redact
 from archsearch.search.sweep import SweepOptions, build_config, enqueue_presets, prepare
 from archsearch.search.trial import TrialRunner
-from archsearch.search.worker import Tally, has_work
+from archsearch.search.worker import Tally, has_work, run_worker
 from archsearch.spec import get_preset
 
 DATA = Path(__file__).parent / "data"
@@ -66,13 +66,21 @@ def test_objectives_must_include_accuracy_and_latency(workdir):
 
 
 def test_bad_sampler_trials_and_storage_name_the_option():
-    with pytest.raises(UserError, match="--sampler: 'cmaes' unknown; allowed: nsga2, tpe, gp, random"):
+    with pytest.raises(UserError, match="--sampler: 'cmaes' unknown; allowed: ehvi, tpe, nsga2, gp, random"):
         make_sampler("cmaes", 0)
     with pytest.raises(UserError, match="--storage: 'runs/x.db' is not a storage URL"):
         open_storage("runs/x.db")
     with pytest.raises(UserError, match=r"--storage: cannot open postgresql\+psycopg://u:\*\*\*@127.0.0.1:9/db"):
         open_storage("postgresql+psycopg://u:secret@127.0.0.1:9/db")
     assert redact("postgresql://me:pw@host/db") == "postgresql://me:***@host/db"
+
+
+def test_the_default_sampler_beyond_its_start_up_needs_this_devices_latency_table(workdir):
+    run = prepare(_options(trials=EHVI_STARTUP + 1))
+    assert run.config.sampler == "ehvi"
+    with pytest.raises(UserError, match="--sampler ehvi screens by this device's latency table.*build-table"):
+        run_worker(run.storage_url, run.study.study_name, runs=workdir / "runs")
+    assert not run.study.trials  # refused before any trial started
 
 
 def test_a_directory_that_is_not_a_study_is_refused(tmp_path):

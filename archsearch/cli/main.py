@@ -227,7 +227,7 @@ def sweep_command(
     storage: Optional[str] = typer.Option(None, "--storage",
                                           help="Optuna storage URL (default sqlite in runs/<study>/; "
                                                "postgresql://... for workers on many machines)"),
-    sampler: str = typer.Option("tpe", "--sampler", help="tpe, nsga2, gp or random"),
+    sampler: str = typer.Option("ehvi", "--sampler", help="ehvi (screens by the latency table), tpe, nsga2, gp or random"),
     objective: list[str] = typer.Option([], "--objective",
                                         help="extra objective to minimise: params_m or gmacs (repeatable)"),
     max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="constraint: image + text latency"),

@@ -19,8 +19,9 @@ from archsearch.search.record import CORE_OBJECTIVES, OBJECTIVES
 from archsearch.space.schema import SpaceFile
 from archsearch.space.space import SearchSpace
 
-SamplerName = Literal["nsga2", "tpe", "gp", "random"]
-SAMPLERS: tuple[str, ...] = ("nsga2", "tpe", "gp", "random")
+SamplerName = Literal["ehvi", "tpe", "nsga2", "gp", "random"]
+SAMPLERS: tuple[str, ...] = ("ehvi", "tpe", "nsga2", "gp", "random")
+DEFAULT_SAMPLER = "ehvi"  # see archsearch.search.samplers for why
 
 
 class LatencySettings(BaseModel):
@@ -46,7 +47,7 @@ class SweepConfig(BaseModel):
     objectives: tuple[str, ...] = CORE_OBJECTIVES
     max_latency_ms: Optional[PositiveFloat] = None
     max_params_m: Optional[PositiveFloat] = None
-    sampler: SamplerName = "tpe"
+    sampler: SamplerName = DEFAULT_SAMPLER
     seed: int = 0
     latency: LatencySettings = LatencySettings()
 

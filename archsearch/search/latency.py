@@ -32,3 +32,58 @@ def measured_latency(spec: ArchSpec, settings: LatencySettings, lock: QuietLock,
     tmp.write_text(json.dumps(result))
     tmp.replace(path)
     return result, False
+
+
+def latency_table_dir(runs: str | Path) -> Path:
+    """Where a sweep keeps its device tables (`archsearch latency build-table`'s default under runs/)."""
+    return Path(runs) / "latency_tables"
+
+
+def table_build_command(settings: LatencySettings, runs: str | Path) -> str:
+    return (f"archsearch latency build-table --backend {settings.backend} --batch {settings.batch} "
+            f"--threads {settings.threads} --cache-dir {latency_table_dir(runs)}")
+
+
+def has_table(settings: LatencySettings, runs: str | Path) -> bool:
+    from archsearch.latency.table import table_path
+
+    fingerprint = device_fingerprint(settings.backend, settings.threads)
+    return table_path(fingerprint["id"], settings.batch, latency_table_dir(runs)).is_file()
+
+
+class TableLatency:
+    """This device's latency table as the cheap latency `ehvi` screens with: (image ms, text ms)
+    of a spec in a millisecond, for the study's backend, batch and threads.
+
+    A candidate with units the table lacks is unknown (None) unless `measure_missing`, in which
+    case those units are timed under the quiet lock and saved. The table is read again inside
+    the lock first, so local workers sharing it add to it rather than overwrite each other. It is
+    loaded at first use: a study that never screens (a budget within the sampler's start-up)
+    needs no table."""
+
+    def __init__(self, settings: LatencySettings, lock: QuietLock, runs: str | Path):
+        self.settings, self.lock, self.runs = settings, lock, Path(runs)
+        self.table = None
+
+    def _load(self):
+        from archsearch.errors import UserError
+        from archsearch.latency.table import load_table
+
+        try:
+            return load_table(self.settings.backend, self.settings.batch, self.settings.threads,
+                              latency_table_dir(self.runs))
+        except UserError as exc:
+            raise UserError(f"--sampler ehvi: {exc}; build it with `{table_build_command(self.settings, self.runs)}`"
+                            ) from None
+
+    def __call__(self, spec: ArchSpec, measure_missing: bool) -> tuple[float, float] | None:
+        if self.table is None:
+            self.table = self._load()
+        if self.table.missing_units(spec):
+            if not measure_missing:
+                return None
+            with self.lock.measuring():
+                self.table = self._load()
+                self.table.predict(spec, measure_missing=True, save=True)
+        predicted = self.table.predict(spec, measure_missing=False)
+        return predicted["image_ms"], predicted["text_ms"]

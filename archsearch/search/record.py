@@ -16,6 +16,9 @@ Trial user attributes (all JSON values):
   ``infeasible``: the broken constraints in words
 - ``fail_reason``: why a FAIL trial failed (exception type and message, or the non-finite loss)
 - ``pruned_reason``: why a sampled combination was not built (the broken tie rule)
+- ``screening``: for a trial the ``ehvi`` sampler chose, what it saw: candidates scored (``pool``),
+  left out for units the latency table lacks (``unknown_latency``), and the chosen one's ``ehvi``,
+  predicted accuracy (``mean``, ``std``) and table ``latency`` (ms)
 - ``worker``: ``host:pid`` of the process that ran it; ``dir``: its artifacts, relative to the run dir
 
 Study user attributes: ``archsearch`` (the `SweepConfig` as a dict), ``objectives`` (names, in

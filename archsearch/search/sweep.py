@@ -29,8 +29,10 @@ from archsearch.errors import UserError
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.latency.measure import available_cpus
 from archsearch.proxy.recipe import load_recipe
-from archsearch.search.config import LatencySettings, SweepConfig
+from archsearch.search.config import DEFAULT_SAMPLER, LatencySettings, SweepConfig
+from archsearch.search.latency import has_table, latency_table_dir
 from archsearch.search.record import STUDY_CONFIG, STUDY_OBJECTIVES
+from archsearch.search.samplers import EHVI_STARTUP
 from archsearch.search.storage import (RUNS_DIR, default_storage_url, open_storage, redact, run_dir,
                                        supports_heartbeat, write_study_file)
 from archsearch.search.trial import INTERRUPTED
@@ -48,7 +50,7 @@ class SweepOptions:
     trials: int = DEFAULT_TRIALS
     study: Optional[str] = None
     storage: Optional[str] = None
-    sampler: str = "tpe"
+    sampler: str = DEFAULT_SAMPLER
     objectives: tuple[str, ...] = ()
     max_latency_ms: Optional[float] = None
     max_params_m: Optional[float] = None
@@ -159,10 +161,21 @@ def prepare(options: SweepOptions) -> SweepRun:
 
 
 def prepare_data(run: SweepRun, progress: bool = True) -> None:
-    """Teachers, reinforced store and pixel cache, built once here rather than raced by workers."""
+    """Teachers, reinforced store and pixel cache, built once here rather than raced by workers;
+    and this device's latency table when the sampler screens with it and the budget goes beyond
+    its random start-up."""
+    from archsearch.latency.table import build_table
     from archsearch.proxy.assets import ensure_store, training_source
     from archsearch.proxy.run import needs_store
 
+    config, runs = run.config, run.directory.parent
+    budget = int(run.study.user_attrs.get(STUDY_BUDGET, 0))
+    if config.sampler == "ehvi" and budget > EHVI_STARTUP and not has_table(config.latency, runs):
+        say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else None
+        if say:
+            say(f"building this device's latency table for --sampler ehvi ({latency_table_dir(runs)})")
+        build_table(config.space(), backend=config.latency.backend, batch=config.latency.batch,
+                    threads=config.latency.threads, cache_dir=latency_table_dir(runs), progress=say)
     recipe = run.config.proxy_recipe()
     if needs_store(recipe):
         ensure_store(recipe, progress)

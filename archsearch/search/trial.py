@@ -114,6 +114,12 @@ class TrialRunner:
         attrs = {"arch": spec.to_dict(), "layout": layout_summary(spec), "family": self.space.layout_of(spec),
                  "mixers": mixer_mix(spec)}
         log(f"start ({preset or 'sampled'}): {attrs['layout']}")
+        # what ehvi saw (also its user attribute `screening`, which this Trial's cached copy predates)
+        screening = getattr(trial.study.sampler, "screened", {}).get(trial.number)
+        if screening:
+            log(f"chosen by ehvi from {screening['pool']} candidates ({screening['unknown_latency']} left out, units "
+                f"not in the latency table): EHVI {screening['ehvi']:.4g}, predicted accuracy "
+                f"{screening['mean']:.1f} ± {screening['std']:.1f} at {screening['latency']:.1f} ms (table)")
 
         with self.lock.working():  # tracing and counting is compute a measurement must not share
             cost = measure_cost(spec).to_dict()

@@ -18,8 +18,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.errors import UserError
 from archsearch.search.config import SweepConfig
+from archsearch.search.latency import TableLatency, has_table, table_build_command
 from archsearch.search.record import STUDY_CONFIG
-from archsearch.search.samplers import make_sampler
+from archsearch.search.samplers import EHVI_STARTUP, make_sampler
 from archsearch.search.storage import RUNS_DIR, open_storage, run_dir
 from archsearch.search.trial import INTERRUPTED, TrialRunner
 
@@ -88,9 +89,16 @@ def run_worker(storage_url: str, study_name: str, *, index: int = 0, budget: int
     def constraints_func(trial: FrozenTrial) -> list[float]:
         return list(trial.user_attrs.get("constraints") or [0.0] * constraints)
 
-    study.sampler = make_sampler(config.sampler, config.seed + 1000 * index,
-                                 constraints_func if constraints else None)
     runner = TrialRunner(config, run_dir(study_name, runs), wandb=wandb)
+    screening = {}
+    if config.sampler == "ehvi":
+        if budget > EHVI_STARTUP and not has_table(config.latency, runs):
+            raise UserError(f"--sampler ehvi screens by this device's latency table, and there is none; build it "
+                            f"with `{table_build_command(config.latency, runs)}`")
+        screening = dict(space=runner.space, latency_of=TableLatency(config.latency, runner.lock, runs),
+                         max_latency=config.max_latency_ms)
+    study.sampler = make_sampler(config.sampler, config.seed + 1000 * index,
+                                 constraints_func if constraints else None, **screening)
     ran = 0
     while has_work(study, budget):
         study.optimize(runner, n_trials=1, catch=(Exception,), gc_after_trial=True)
