@@ -203,6 +203,21 @@ def test_sweep_end_to_end_leaves_its_files_and_a_rerun_resumes(workdir):
     assert changed.returncode == 2 and "exists with different sampler" in changed.stderr
 
 
+def test_a_sweep_past_ehvis_start_up_builds_the_latency_table_and_screens_its_trials(workdir):
+    done = _sweep("--trials", str(EHVI_STARTUP + 2), "--workers", "2")
+    assert "building this device's latency table for --sampler ehvi" in done.stderr
+    assert list((workdir / "runs" / "latency_tables").glob("*-b1.json"))
+    directory = workdir / "runs" / "space-test-tiny"
+    study = load_study(read_study_file(directory)["storage"], "space-test-tiny")
+    screened = [t for t in study.trials if "screening" in t.user_attrs]
+    assert len(screened) >= 1 and all(t.number >= EHVI_STARTUP for t in screened)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == len(study.trials)  # no architecture twice
+    for t in screened:
+        log = (directory / "trials" / str(t.number) / "log.txt").read_text()
+        assert f"chosen by ehvi from {t.user_attrs['screening']['pool']} candidates" in log
+
+
 def test_a_diverging_trial_fails_with_its_reason_and_the_sweep_goes_on(workdir):
     recipe = (workdir / "recipe.yaml").read_text().replace("warmup_steps: 1", "warmup_steps: 1, lr: 1.0e+30")
     (workdir / "recipe.yaml").write_text(recipe)
