@@ -60,9 +60,12 @@ def _options(**kw):
 def test_objectives_must_include_accuracy_and_latency(workdir):
     with pytest.raises(UserError, match="--objective: area unknown; allowed: zeroshot_top1, latency_ms"):
         build_config(_options(objectives=("area",)))
-    config = build_config(_options(objectives=("params_m",)))
+    config = build_config(_options(objectives=("params_m",), sampler="tpe"))
     assert config.objectives == ("zeroshot_top1", "latency_ms", "params_m")
     assert config.directions == ["maximize", "minimize", "minimize"]
+    with pytest.raises(UserError, match="--objective params_m: --sampler ehvi optimises exactly zeroshot_top1 and "
+                                        "latency_ms; allowed samplers with more objectives: tpe, nsga2, gp, random"):
+        build_config(_options(objectives=("params_m",)))
 
 
 def test_bad_sampler_trials_and_storage_name_the_option():

@@ -229,7 +229,7 @@ def sweep_command(
                                                "postgresql://... for workers on many machines)"),
     sampler: str = typer.Option("ehvi", "--sampler", help="ehvi (screens by the latency table), tpe, nsga2, gp or random"),
     objective: list[str] = typer.Option([], "--objective",
-                                        help="extra objective to minimise: params_m or gmacs (repeatable)"),
+                                        help="extra objective to minimise: params_m or gmacs (repeatable; not with ehvi)"),
     max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="constraint: image + text latency"),
     max_params: Optional[float] = typer.Option(None, "--max-params", help="constraint: image + text params (millions)"),
     workers: Optional[int] = typer.Option(None, "--workers",

@@ -59,6 +59,11 @@ class SweepConfig(BaseModel):
         if missing or len(set(self.objectives)) != len(self.objectives):
             raise UserError(f"--objective: the objectives must include {', '.join(CORE_OBJECTIVES)} once each; "
                             f"got {', '.join(self.objectives)}")
+        if self.sampler == "ehvi" and tuple(self.objectives) != CORE_OBJECTIVES:
+            extra = [o for o in self.objectives if o not in CORE_OBJECTIVES]
+            raise UserError(f"--objective {' '.join(extra)}: --sampler ehvi optimises exactly "
+                            f"{' and '.join(CORE_OBJECTIVES)}; allowed samplers with more objectives: "
+                            f"{', '.join(s for s in SAMPLERS if s != 'ehvi')}")
         return self
 
     @property
