@@ -199,11 +199,23 @@ def test_sweep_end_to_end_leaves_its_files_and_a_rerun_resumes(workdir):
     assert "resuming study space-test-tiny" in second.stdout
     study = load_study(read_study_file(directory)["storage"], "space-test-tiny")
     assert len([t for t in study.trials if t.state.is_finished()]) == len(finished) + 1
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == len(study.trials)  # no draw repeated
     for number, log in logs.items():  # completed trials were not run again
         assert (directory / "trials" / str(number) / "log.txt").read_text() == log
 
     changed = _sweep("--trials", "5", "--sampler", "random", check=False)
     assert changed.returncode == 2 and "exists with different sampler" in changed.stderr
+
+    # Another study on the same machine reads the proxies the first one trained.
+    _sweep("--study", "again", "--trials", "1", "--workers", "1")
+    trained = {tuple(sorted(t.params.items())): t for t in reversed(study.trials) if t.state == TrialState.COMPLETE}
+    again = load_study(read_study_file(workdir / "runs" / "again")["storage"], "again").trials[0]
+    source = trained[tuple(sorted(again.params.items()))]  # worker 0's seed draws the same first architecture
+    assert again.user_attrs["proxy_from"] == f"space-test-tiny/{source.number}"
+    assert again.values == source.values
+    log = (workdir / "runs" / "again" / "trials" / "0" / "log.txt").read_text()
+    assert f"from the proxy cache: trained by study space-test-tiny, trial {source.number}" in log
+    assert not (workdir / "runs" / "again" / "trials" / "0" / "logs").exists()  # nothing trained
 
 
 def test_a_sweep_past_ehvis_start_up_builds_the_latency_table_and_screens_its_trials(workdir):
@@ -276,7 +288,9 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_the_rerun_runs_the_cut_trial_again(w
     (workdir / "recipe.yaml").write_text(recipe)
     command = [ARCHSEARCH, "sweep", "--space", "space.yaml", "--recipe", "recipe.yaml", "--latency-threads", "1",
                "--wandb", "disabled", "--trials", "1", "--workers", "1"]
-    sweep = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as from a terminal, even when pytest itself runs as a background job (which ignores SIGINT)
+    sweep = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = workdir / "runs" / "space-test-tiny" / "trials" / "0" / "log.txt"
     assert _wait_for(lambda: log.is_file() and "ms (" in log.read_text()), "the trial never got to training"
     sweep.send_signal(signal.SIGINT)

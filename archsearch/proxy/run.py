@@ -22,6 +22,11 @@ def needs_store(recipe: Recipe) -> bool:
     return recipe.loss.kd_lambda > 0 or recipe.loss.captions != "real"
 
 
+def store_manifest(recipe: Recipe, progress: bool = True) -> dict | None:
+    """The manifest of the recipe's reinforced store (built first if absent); None if it uses none."""
+    return ReinforcedStore.open(ensure_store(recipe, progress)).manifest if needs_store(recipe) else None
+
+
 def student_seed(recipe: Recipe) -> int:
     return recipe.seed if recipe.train.seed is None else recipe.train.seed
 

@@ -4,7 +4,8 @@ Cheap first: parameters, MACs and latency of the full-size reparameterized model
 before any training, and a trial that breaks a constraint is told to Optuna with its measured
 latency, an accuracy of 0 and positive constraint values, never trained. Artifacts go to
 ``<run dir>/trials/<number>/``: ``arch.yaml``, ``latency.json``, ``metrics.json``, ``log.txt``
-and the proxy's logs.
+and the proxy's logs. A proxy some study on this machine already trained (same proxy-size spec,
+recipe, store, device and code) is scored from `runs/proxy_results/` instead of trained again.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 import optuna
 
 from archsearch.latency.cost import measure_cost
+from archsearch.proxy.cache import ProxyResultCache, proxy_key
 from archsearch.proxy.module import NonFiniteLoss
-from archsearch.proxy.run import run_proxy
+from archsearch.proxy.run import run_proxy, store_manifest
 from archsearch.search.config import SweepConfig
 from archsearch.search.latency import measured_latency
 from archsearch.search.quiet import QuietLock, YieldToMeasurements
@@ -82,6 +84,7 @@ class TrialRunner:
         self.run_dir = Path(run_dir)
         self.runs_root = self.run_dir.parent
         self.lock = QuietLock(self.runs_root / ".quiet")
+        self.proxy_cache = ProxyResultCache(self.runs_root / "proxy_results")
         self.wandb = wandb
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
@@ -141,13 +144,30 @@ class TrialRunner:
             _write_json(directory / "metrics.json", {"status": "infeasible", "reason": attrs["infeasible"]})
             log(f"infeasible, not trained: {attrs['infeasible']}")
         else:
-            result = run_proxy(spec, self.recipe, wandb=self.wandb, out_dir=directory / "logs", progress=False,
-                               callbacks=[YieldToMeasurements(self.lock)], eval_guard=self.lock.working)
+            result, source = self._score(spec, trial, directory)
             attrs.update({k: result[k] for k in METRIC_KEYS}, trained=True)
-            _write_json(directory / "metrics.json", {"status": "ok", **{k: result[k] for k in METRIC_KEYS},
-                                                     "steps": result["steps"], "recipe": result["recipe"]})
-            log(f"zero-shot top-1 {attrs['zeroshot_top1']:.1f}%, trained in {attrs['train_seconds']:.0f} s")
+            provenance = {"cached_from": source} if source else {}
+            _write_json(directory / "metrics.json", {"status": "ok", **result, **provenance})
+            if source:
+                attrs["proxy_from"] = f"{source['study']}/{source['trial']}"
+                log(f"zero-shot top-1 {attrs['zeroshot_top1']:.1f}%, from the proxy cache: trained by study "
+                    f"{source['study']}, trial {source['trial']} ({source['date']})")
+            else:
+                log(f"zero-shot top-1 {attrs['zeroshot_top1']:.1f}%, trained in {attrs['train_seconds']:.0f} s")
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return tuple(float(attrs[name]) for name in self.config.objectives)
+
+    def _score(self, spec: ArchSpec, trial: optuna.Trial, directory: Path) -> tuple[dict, dict | None]:
+        """(the proxy's metrics, where they were trained if they came from the cache, else None)."""
+        key = proxy_key(spec, self.recipe, store_manifest(self.recipe, progress=False))
+        cached = self.proxy_cache.get(key)
+        if cached:
+            return cached["result"], cached["source"]
+        result = run_proxy(spec, self.recipe, wandb=self.wandb, out_dir=directory / "logs", progress=False,
+                           callbacks=[YieldToMeasurements(self.lock)], eval_guard=self.lock.working)
+        kept = {**{k: result[k] for k in METRIC_KEYS}, "steps": result["steps"], "recipe": result["recipe"]}
+        self.proxy_cache.put(key, kept, {"study": trial.study.study_name, "trial": trial.number,
+                                         "date": time.strftime("%Y-%m-%d %H:%M")})
+        return kept, None
 

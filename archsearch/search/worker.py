@@ -58,6 +58,14 @@ def has_work(study: optuna.Study, budget: int) -> bool:
     return tally.waiting > 0 or tally.done + tally.running < budget
 
 
+def worker_seed(seed: int, index: int, finished: int) -> int:
+    """The sampler seed of worker `index` joining a study with `finished` trials done. Workers of
+    a fresh study draw as `seed + 1000 * index` always did; a worker joining later (a resumed
+    sweep) gets a seed of its own, so its random draws do not repeat the architectures the first
+    worker with that index already drew."""
+    return seed + 1000 * index + 1_000_000 * finished
+
+
 def study_config(study: optuna.Study) -> SweepConfig:
     data = study.user_attrs.get(STUDY_CONFIG)
     if data is None:
@@ -97,7 +105,8 @@ def run_worker(storage_url: str, study_name: str, *, index: int = 0, budget: int
                             f"with `{table_build_command(config.latency, runs)}`")
         screening = dict(space=runner.space, latency_of=TableLatency(config.latency, runner.lock, runs),
                          max_latency=config.max_latency_ms)
-    study.sampler = make_sampler(config.sampler, config.seed + 1000 * index,
+    finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(config.sampler, worker_seed(config.seed, index, finished),
                                  constraints_func if constraints else None, **screening)
     ran = 0
     while has_work(study, budget):
