@@ -9,8 +9,9 @@ the EHVI, so in two objectives it has a closed form: a sum of Gaussian expected 
 one per step of the front's staircase.
 
 Accuracy comes from a Bayesian linear model over the encoded parameters plus the log latencies
-of the two towers and of their sum (with its square, for saturation), fitted again at every trial. Its prior and noise precisions are set by evidence maximisation
-(MacKay), so it needs no tuning and stays honest about its uncertainty with ten observations.
+of the two towers and of their sum (with its square, for saturation), fitted again at every
+trial. Its prior and noise precisions are set by evidence maximisation (MacKay), so it needs no
+tuning and stays honest about its uncertainty with ten observations.
 Trials still running count at their predicted mean (kriging believer), so parallel workers
 spread out. Candidates over a latency ceiling are never proposed, because their latency is
 already known.
@@ -31,9 +32,9 @@ from optuna.trial import FrozenTrial, TrialState
 from archsearch.space.space import PrunedArchitecture, SearchSpace
 from archsearch.spec.arch import ArchSpec
 
+SCREENING_ATTR = "screening"  # trial user attribute: what the screening saw when it chose the trial
 # (spec, whether to time units the table lacks) -> predicted (image ms, text ms), or None for a
 # candidate with units the table lacks
-SCREENING_ATTR = "screening"  # trial user attribute: what the screening saw when it chose the trial
 LatencyOf = Callable[[ArchSpec, bool], Optional[tuple[float, float]]]
 ConstraintsFunc = Callable[[FrozenTrial], Sequence[float]]
 
@@ -375,8 +376,8 @@ class KnownLatencySampler(BaseSampler):
         score = expected_hv_improvement(front, pool_latency, mean, std, acc_ref, latency_ref)
         order = np.argsort(-(score + 1e-12 * self.rng.rand(len(score))), kind="stable")
         best = int(order[min(rank, len(order) - 1)])
-        self.last_choice = {"rank": rank, "pool": len(pool), "unknown_latency": unknown, "ehvi": float(score[best]), "mean": float(mean[best]),
-                            "std": float(std[best]), "latency": float(pool_latency[best])}
+        self.last_choice = {"rank": rank, "pool": len(pool), "unknown_latency": unknown, "ehvi": float(score[best]),
+                            "mean": float(mean[best]), "std": float(std[best]), "latency": float(pool_latency[best])}
         return pool[best].params
 
 
