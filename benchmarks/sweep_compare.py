@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from optuna.trial import TrialState
+from scipy.stats import spearmanr
 
 from archsearch.analysis.front import scored_points
 from archsearch.analysis.hypervolume import ReferencePoint, hypervolume
@@ -55,14 +56,7 @@ def screened_predictions(trials) -> list[dict]:
 
 
 def spearman(a: list[float], b: list[float]) -> float:
-    def ranks(values):
-        order = sorted(range(len(values)), key=values.__getitem__)
-        out = [0.0] * len(values)
-        for rank, i in enumerate(order):
-            out[i] = float(rank)
-        return out
-
-    return statistics.correlation(ranks(a), ranks(b)) if len(a) > 2 else float("nan")
+    return float(spearmanr(a, b).statistic) if len(a) > 2 else float("nan")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -20,7 +20,8 @@ from archsearch.proxy.recipe import Recipe
 CACHE_DIR = Path("runs/cache")
 
 
-def _digest(value) -> str:
+def json_digest(value) -> str:
+    """A short, stable hash of a JSON-able value: the names of cached teachers, stores and proxy scores."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -45,7 +46,7 @@ def store_path(recipe: Recipe, teacher_ids: list[str]) -> Path:
     data = recipe.data
     key = {"source": data.source, "teachers": teacher_ids, "augmentations": data.augmentations,
            "synthetic": data.synthetic_captions, "captioner": data.captioner, "seed": recipe.seed}
-    return Path(data.store) / _digest(key)
+    return Path(data.store) / json_digest(key)
 
 
 @contextlib.contextmanager

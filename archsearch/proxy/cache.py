@@ -27,16 +27,13 @@ import torch
 
 from archsearch.errors import UserError
 from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.proxy.assets import json_digest
 from archsearch.proxy.recipe import Recipe
 from archsearch.proxy.scale import scale_down
 from archsearch.spec.arch import ArchSpec
 
 PACKAGE = Path(__file__).resolve().parents[1]
 TRAINING_CODE = ("data", "models", "proxy", "spec")
-
-
-def _sha(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 @lru_cache(maxsize=1)
@@ -57,7 +54,7 @@ def training_fingerprint(recipe: Recipe) -> dict:
 def proxy_key(spec: ArchSpec, recipe: Recipe, store_manifest: dict | None) -> str:
     """The cache key of training `spec`'s proxy under `recipe` on this device (see the module doc)."""
     settings = {k: v for k, v in recipe.to_dict().items() if k not in ("name", "description")}
-    return _sha({"proxy_arch": scale_down(spec, recipe.scale).to_dict(), "recipe": settings,
+    return json_digest({"proxy_arch": scale_down(spec, recipe.scale).to_dict(), "recipe": settings,
                  "store": store_manifest, "device": training_fingerprint(recipe)["id"],
                  "code": training_code_digest()})
 
@@ -77,10 +74,11 @@ class ProxyResultCache:
             return None
         try:
             entry = json.loads(path.read_text())
-            entry["result"], entry["source"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise UserError(f"{path}: not a proxy result archsearch wrote ({type(exc).__name__}: {exc}); "
-                            f"delete it and the proxy trains again") from None
+        except json.JSONDecodeError:
+            entry = None
+        if not (isinstance(entry, dict) and {"result", "source"} <= entry.keys()):
+            raise UserError(f"{path}: not a proxy result archsearch wrote (expected the keys result and source); "
+                            f"delete it and the proxy trains again")
         return entry
 
     def put(self, key: str, result: dict, source: dict) -> Path:

@@ -18,7 +18,7 @@ from archsearch.data.captioners import load_captioner
 from archsearch.data.dataset import AugmentedDataset
 from archsearch.data.teachers import CHECKPOINT_NAME, save_teacher
 from archsearch.latency.measure import available_cpus
-from archsearch.proxy.assets import _digest, training_source
+from archsearch.proxy.assets import json_digest, training_source
 from archsearch.proxy.evaluate import evaluate
 from archsearch.proxy.fit import fit
 from archsearch.proxy.recipe import LossConfig, Recipe, TrainConfig
@@ -29,7 +29,7 @@ from archsearch.spec.io import resolve_arch
 
 def teacher_dirs(recipe: Recipe) -> list[Path]:
     cfg = recipe.data.teacher_training
-    key = _digest({"training": cfg.model_dump(mode="json"), "source": recipe.data.source,
+    key = json_digest({"training": cfg.model_dump(mode="json"), "source": recipe.data.source,
                    "captioner": recipe.data.captioner, "seed": recipe.seed})
     name = Path(cfg.arch).stem
     return [Path(cfg.dir) / f"{name}-{key}-s{k}" for k in range(cfg.count)]

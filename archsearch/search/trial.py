@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import traceback
+from functools import cached_property
 from pathlib import Path
 
 import optuna
@@ -158,9 +159,15 @@ class TrialRunner:
             trial.set_user_attr(key, value)
         return tuple(float(attrs[name]) for name in self.config.objectives)
 
+    @cached_property
+    def _store_manifest(self) -> dict | None:
+        """The recipe's store, part of every proxy's cache key: opened once per worker rather than
+        per trial (opening loads the teachers); a store does not change once built."""
+        return store_manifest(self.recipe, progress=False)
+
     def _score(self, spec: ArchSpec, trial: optuna.Trial, directory: Path) -> tuple[dict, dict | None]:
         """(the proxy's metrics, where they were trained if they came from the cache, else None)."""
-        key = proxy_key(spec, self.recipe, store_manifest(self.recipe, progress=False))
+        key = proxy_key(spec, self.recipe, self._store_manifest)
         cached = self.proxy_cache.get(key)
         if cached:
             return cached["result"], cached["source"]
@@ -170,4 +177,3 @@ class TrialRunner:
         self.proxy_cache.put(key, kept, {"study": trial.study.study_name, "trial": trial.number,
                                          "date": time.strftime("%Y-%m-%d %H:%M")})
         return kept, None
-
