@@ -288,3 +288,28 @@ def test_proxy_runs_side_by_side_wait_for_one_asset_builder(tiny_recipe):
     waiter.join(timeout=300)
     assert done and (done[0] / "manifest.json").is_file()
     assert len(list((Path("runs") / "teachers").iterdir())) == 2
+
+
+def test_proxy_layer_scale_init_touches_only_the_trained_proxy():
+    """The scale-down rule's proxy-only init: the proxy spec, every full-size build and so every
+    export and latency figure keep the papers' 1e-5; only the module a proxy trains starts higher."""
+    from archsearch.models.clip import build_clip
+    from archsearch.models.init import set_layer_scale
+    from archsearch.proxy.module import ClipModule
+
+    def gains(model):
+        return {round(float(v), 7) for name, p in model.named_parameters()
+                if name.endswith(("gamma", "layer_scale")) for v in p.detach().flatten()}
+
+    full = get_preset("mobileclip_s0")
+    plain_rule, opened = ScaleDown(), ScaleDown(layer_scale_init=0.1)
+    assert scale_down(full, opened) == scale_down(full, plain_rule)
+    assert gains(build_clip(full)) == {1e-5}
+    proxy = scale_down(full, opened)
+    module = ClipModule(proxy, TrainConfig(), LossConfig(), (8,), layer_scale_init=opened.layer_scale_init)
+    assert gains(module.model) == {0.1}
+    assert gains(ClipModule(proxy, TrainConfig(), LossConfig(), (8,)).model) == {1e-5}
+    # image RepMixer (mixer + block) and attention blocks (2 each) and the Text-RepMixers count; a ViT has none
+    assert set_layer_scale(build_clip(full), 0.5) == 44 and set_layer_scale(build_clip(proxy), 0.5) == 24 and set_layer_scale(build_clip(get_preset("vitamin_s")), 0.5) == 0
+    with pytest.raises(Exception, match="layer_scale_init"):
+        ScaleDown(layer_scale_init=0.0)

@@ -37,12 +37,12 @@ def make_logger(mode: WandbMode, root: Path, name: str, config: dict[str, Any]):
 def fit(spec: ArchSpec, dataset: Dataset, train: TrainConfig, loss: LossConfig, *, seed: int,
         teacher_dims: tuple[int, ...] = (), logger=False, progress: bool = True,
         root: Path | None = None, num_workers: int = 0,
-        callbacks: Sequence[L.Callback] = ()) -> tuple[ClipModule, dict[str, float]]:
+        callbacks: Sequence[L.Callback] = (), layer_scale_init: float | None = None) -> tuple[ClipModule, dict[str, float]]:
     """Train `spec` for `train.steps` steps; returns the module and timing figures."""
     if train.threads:
         torch.set_num_threads(train.threads)
     L.seed_everything(seed, workers=True, verbose=False)
-    module = ClipModule(spec, train, loss, teacher_dims)
+    module = ClipModule(spec, train, loss, teacher_dims, layer_scale_init)
     shuffle = not isinstance(dataset, IterableDataset)  # in-order sources shuffle by shard, upstream
     loader = DataLoader(dataset, batch_size=train.batch_size, shuffle=shuffle, drop_last=True,
                         num_workers=num_workers, persistent_workers=num_workers > 0,

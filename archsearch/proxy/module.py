@@ -10,6 +10,7 @@ import torch
 
 from archsearch.data.pixels import normalize
 from archsearch.models.clip import build_clip
+from archsearch.models.init import set_layer_scale
 from archsearch.proxy.loss import ReinforcedClipLoss
 from archsearch.proxy.recipe import LossConfig, TrainConfig
 from archsearch.spec.arch import ArchSpec
@@ -39,10 +40,13 @@ class ClipModule(L.LightningModule):
     `image`, `text` (real caption tokens), and, as the loss needs them, `syn_text` and the teacher
     embeddings `teacher_image`, `teacher_text`, `teacher_syn_text` ([B, K, D])."""
 
-    def __init__(self, spec: ArchSpec, train: TrainConfig, loss: LossConfig, teacher_dims: Sequence[int] = ()):
+    def __init__(self, spec: ArchSpec, train: TrainConfig, loss: LossConfig, teacher_dims: Sequence[int] = (),
+                 layer_scale_init: float | None = None):
         super().__init__()
         self.spec, self.train_cfg, self.loss_cfg, self.teacher_dims = spec, train, loss, tuple(teacher_dims)
         self.model = build_clip(spec)
+        if layer_scale_init is not None:  # a proxy's own start (ScaleDown.layer_scale_init); builds keep 1e-5
+            set_layer_scale(self.model, layer_scale_init)
         if any(stage.mixer == "repmixer" for stage in spec.image.stages):
             _channels_last_stages(self.model.visual)
         self.criterion = ReinforcedClipLoss(loss.kd_lambda, loss.teacher_logit_scale)

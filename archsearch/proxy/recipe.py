@@ -32,6 +32,9 @@ class ScaleDown(_Strict):
     text_depth_mult: float = Field(0.5, gt=0, le=1)
     context_length: Optional[PositiveInt] = Field(32, description="null keeps the spec's own")
     width_multiple: PositiveInt = Field(4, description="scaled widths round up to a multiple of this")
+    layer_scale_init: Optional[float] = Field(
+        None, gt=0, le=1, description="the proxy's LayerScale gains at initialisation; null keeps the papers' 1e-5 "
+                                      "(see archsearch.models.init)")
 
 
 class TeacherTraining(_Strict):
@@ -43,6 +46,7 @@ class TeacherTraining(_Strict):
     steps: PositiveInt = 1500
     batch_size: PositiveInt = 128
     lr: float = Field(2e-3, gt=0)
+    eval_every: int = Field(0, ge=0, description="steps between zero-shot evaluations kept in curve.jsonl; 0: none")
     dir: str = "runs/teachers"
 
 

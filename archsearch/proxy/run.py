@@ -58,7 +58,8 @@ def run_proxy(spec: ArchSpec, recipe: Recipe, *, wandb: WandbMode = "offline", o
                                                         "recipe": recipe.to_dict()})
         module, timing = fit(proxy_spec, dataset, recipe.train, recipe.loss, seed=student_seed(recipe),
                              teacher_dims=teacher_dims, logger=logger, progress=progress, root=root,
-                             num_workers=recipe.data.num_workers, callbacks=callbacks)
+                             num_workers=recipe.data.num_workers, callbacks=callbacks,
+                             layer_scale_init=recipe.scale.layer_scale_init)
         with eval_guard():
             metrics = evaluate(module.model, *tasks, batch_size=recipe.eval.batch_size)
         if logger:

@@ -12,6 +12,10 @@ widths and depths) and shrinks what only sets the scale:
   divisor of the scaled width not above the scaled head_dim);
 - every stage depth x depth_mult, rounded half up, at least 1; text layers shrink run by run
   (each maximal run of one mixer scales alone), so [R, A x4, R] -> [R, A x2, R].
+
+The rule may also start the proxy's LayerScale gains higher (`layer_scale_init`, applied when the
+proxy is built for training, `archsearch.models.init`): the returned spec is the same either way,
+so latency, exports and full-size builds keep the papers' 1e-5.
 """
 
 from __future__ import annotations
