@@ -26,19 +26,14 @@ import time
 from pathlib import Path
 
 from md_table import cell
-from scipy.stats import kendalltau
 
+from archsearch.analysis.ranking import kendall_tau
 from archsearch.latency.table import CACHE_POLICIES, DEFAULT_CACHE_DIR, build_table, sample_archs, spec_id
 from archsearch.latency.timing import TimingProtocol
 from archsearch.spec.arch import layout_summary
 
 RESULTS = Path(__file__).parent / "results"
 QUICK = dict(warmup=2, min_runs=6, round_size=3, max_runs=30)
-
-
-def kendall_tau(x: list[float], y: list[float]) -> float:
-    """Kendall's tau-b (scipy, a declared dependency)."""
-    return float(kendalltau(x, y).statistic)
 
 
 def within_share(measured: list[float], predicted: list[float], tolerance: float = 0.10) -> float:
