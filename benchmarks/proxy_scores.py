@@ -25,12 +25,13 @@ import json
 import shlex
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import optuna
 from md_table import cell
-from scipy.stats import kendalltau
 
+from archsearch.analysis.ranking import kendall_tau
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.proxy.recipe import LossConfig, Recipe, load_recipe
 from archsearch.proxy.run import run_proxy
@@ -40,7 +41,8 @@ from archsearch.spec.arch import ArchSpec, layout_summary
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "proxy_runs.jsonl"
-METRICS = ("zeroshot_top1", "i2t_r1", "t2i_r1", "i2t_r5", "t2i_r5", "train_seconds", "images_per_second", "steps")
+METRICS = ("zeroshot_top1", "i2t_r1", "t2i_r1", "i2t_r5", "t2i_r5", "train_seconds", "images_per_second", "steps",
+           "train_loss_tail")
 
 
 def plain(recipe: Recipe) -> Recipe:
@@ -84,20 +86,16 @@ def score(name: str, spec: ArchSpec, recipe: Recipe) -> dict:
     previous = recorded(name, spec, recipe)
     if previous:
         return previous
+    started = time.perf_counter()
     result = run_proxy(spec, recipe, wandb="disabled", progress=False)
     row = {"arch": name, "recipe": recipe.name, "layout": layout_summary(spec), "spec": spec.to_dict(),
            "recipe_config": recipe.to_dict(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-           **{k: result[k] for k in METRICS}}
+           "wall_seconds": time.perf_counter() - started, **{k: result.get(k) for k in METRICS}}
     RESULTS.mkdir(exist_ok=True)
     with RUNS.open("a") as f:
         f.write(json.dumps(row) + "\n")
     print(json.dumps({k: row[k] for k in ("arch", "recipe", "zeroshot_top1", "i2t_r1", "train_seconds")}), flush=True)
     return row
-
-
-def kendall_tau(a: list[float], b: list[float]) -> float:
-    """Kendall's tau-b (ties in either list count as neither concordant nor discordant)."""
-    return float(kendalltau(a, b).statistic)
 
 
 def seed_repeatability(rows: list[dict]) -> dict:

@@ -176,7 +176,7 @@ def test_proxy_run_is_deterministic_and_distils_from_its_own_teachers(tiny_recip
     second = run_proxy(get_preset("mobileclip_s0"), recipe, wandb="disabled", progress=False)
     metrics = ("zeroshot_top1", "i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5")
     assert {k: first[k] for k in metrics} == {k: second[k] for k in metrics}
-    assert first["steps"] == 3 and first["images_per_second"] > 0
+    assert first["steps"] == 3 and first["images_per_second"] > 0 and math.isfinite(first["train_loss_tail"])
     store = ReinforcedStore.open(ensure_store(recipe, progress=False))
     assert len(store.teachers) == 2 and all(t.id.startswith("archsearch:") for t in store.teachers)
     assert store.settings.augmentations == 2 and len(store) == 192
@@ -313,3 +313,15 @@ def test_proxy_layer_scale_init_touches_only_the_trained_proxy():
     assert set_layer_scale(build_clip(full), 0.5) == 44 and set_layer_scale(build_clip(proxy), 0.5) == 24 and set_layer_scale(build_clip(get_preset("vitamin_s")), 0.5) == 0
     with pytest.raises(Exception, match="layer_scale_init"):
         ScaleDown(layer_scale_init=0.0)
+
+
+def test_train_loss_tail_averages_the_last_quarter_of_the_steps():
+    from types import SimpleNamespace
+
+    from archsearch.proxy.fit import TrainLossTail
+
+    tail = TrainLossTail(steps=8)
+    for step in range(1, 9):  # global_step after the update; losses 10, 20, ..., 80
+        tail.on_train_batch_end(SimpleNamespace(global_step=step), None, {"loss": torch.tensor(10.0 * step)}, None, step - 1)
+    assert tail.value == pytest.approx(75.0)  # steps 7 and 8
+    assert math.isnan(TrainLossTail(steps=8).value)

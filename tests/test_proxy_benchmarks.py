@@ -79,3 +79,39 @@ def test_fidelity_table_names_the_long_reinforced_recipe_where_it_differs():
     assert "- reinforced: Kendall tau (cpu-tiny vs cpu-small-kd0.75) = 1.00" in lines
     assert "- plain: Kendall tau (cpu-tiny vs cpu-small) = -1.00" in lines
     assert "- reinforced cpu-tiny vs plain cpu-small (no teacher ceiling on the long run): Kendall tau = 1.00" in lines
+
+
+def test_proxy_levers_are_validated_recipes_and_their_screen_figures_follow_the_runs():
+    from archsearch.analysis.ranking import PUBLISHED_PRESETS
+    from archsearch.proxy.recipe import load_recipe
+
+    levers = importlib.import_module("proxy_levers")
+    base = load_recipe("cpu-tiny")
+    assert levers.with_overrides(base, "default") == base
+    varied = levers.with_overrides(base, "ls0.1-r32-s240")
+    assert (varied.name, varied.scale.resolution, varied.scale.layer_scale_init, varied.train.steps) == \
+        ("cpu-tiny@ls0.1-r32-s240", 32, 0.1, 240)
+    assert varied.data == base.data and varied.loss == base.loss  # one lever changes the proxy, not the store
+    for name in levers.LEVERS:
+        levers.with_overrides(base, name)  # every lever is a valid recipe
+
+    names = list(PUBLISHED_PRESETS)
+    # seed 0 in the papers' order; seed 1 swaps S2 and B
+    seed0 = {n: 10.0 + i for i, n in enumerate(names)}
+    seed1 = {**seed0, "mobileclip_s2": seed0["mobileclip_b"], "mobileclip_b": seed0["mobileclip_s2"]}
+    rows = [{"zeroshot_top1": s[n], "train_loss_tail": 100 - s[n] if s is seed0 else 1.0, "train_seconds": 50.0,
+             "wall_seconds": 60.0 + i} for i, n in enumerate(names) for s in (seed0, seed1)]
+    costs = {n: {"params_m": float(i), "gmacs": float(-i)} for i, n in enumerate(names)}
+    out = levers.summarise("ls0.1", varied, names, rows, [0, 1], costs)
+    top1, loss = out["zeroshot_top1"], out["neg_train_loss_tail"]
+    assert top1["preset_order_swaps"] == {"seed0": {"MobileCLIP": 0.0, "ViTamin": 0.0},
+                                          "seed1": {"MobileCLIP": 1.0, "ViTamin": 0.0}}
+    assert top1["tau_seeds"] == pytest.approx(1 - 2 * 1 / 21)  # one discordant pair of 21
+    assert out["min_multiple_of_chance"] == pytest.approx(10.0 / (100 / 64))
+    assert out["median_wall_seconds"] == pytest.approx(63.0)
+    assert top1["tau_params"] > 0.9 and top1["tau_gmacs"] < -0.9
+    # minus the loss: seed 0 in order (lower loss = better), seed 1 all tied (half a swap per pair)
+    assert loss["preset_order_swaps"]["seed0"] == {"MobileCLIP": 0.0, "ViTamin": 0.0}
+    assert loss["preset_order_swaps"]["seed1"] == {"MobileCLIP": 3.0, "ViTamin": 1.5}
+    assert "neg_train_loss_tail" not in levers.summarise("default", varied, names, [{**r, "train_loss_tail": None} for r in rows],
+                                                         [0, 1], costs)

@@ -31,7 +31,8 @@ from archsearch.space.space import PrunedArchitecture
 from archsearch.spec.arch import MIXER_LETTER, ArchSpec, layout_summary
 from archsearch.spec.io import save_spec
 
-METRIC_KEYS = ("zeroshot_top1", "i2t_r1", "t2i_r1", "i2t_r5", "t2i_r5", "train_seconds", "images_per_second")
+METRIC_KEYS = ("zeroshot_top1", "i2t_r1", "t2i_r1", "i2t_r5", "t2i_r5", "train_seconds", "images_per_second",
+               "train_loss_tail")
 INTERRUPTED = "interrupted"
 
 

@@ -1,0 +1,176 @@
+"""Proxy levers screened on the papers' seven variants: which recipe changes make the short proxy rank.
+
+The full fidelity protocol (20 architectures against a 10x reference, `proxy_scores.py fidelity`)
+costs hours of CPU per recipe. This screen costs minutes and measures what needs no reference:
+
+- the seed agreement, Kendall tau between student seeds 0 and 1 over the seven variants;
+- the papers' order (MobileCLIP S0 < S1 < S2 < B, ViTamin S < B < L): swaps by short score;
+- the lowest score as a multiple of chance (64 classes), and the wall time per run (1 thread);
+- tau of the seed-mean score against params and GMACs, the free baselines, for reference.
+
+Every lever is one named change to the default recipe; every lever tried stays in the results,
+the ones that lost too.
+
+    python benchmarks/proxy_levers.py [--levers default ls0.1 ...] [--seeds 0 1] [--workers 2]
+
+Results: results/proxy_levers.{json,md}; every training is logged in results/proxy_runs.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from findings_common import RESULTS, meta, score_all, with_seed
+from md_table import cell
+
+from archsearch.analysis.ranking import (
+    PUBLISHED_PRESETS, kendall_tau, multiple_of_chance, preset_order_swaps,
+)
+from archsearch.data.scenes import class_names
+from archsearch.latency.cost import measure_cost
+from archsearch.proxy.recipe import Recipe, load_recipe
+from archsearch.spec import get_preset
+from archsearch.spec.arch import layout_summary
+
+# name -> (what it tests, dotted overrides of the default recipe). Scale-downs keep widths x 0.25.
+LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "default": ("the recipe as a sweep runs it", {}),
+    "ls0.1": ("LayerScale gains start at 0.1 in the proxy (papers: 1e-5)", {"scale.layer_scale_init": 0.1}),
+    "ls0.1-wu": ("ls0.1, and a quarter of the steps as warm-up at half the peak lr (deep attention stacks)",
+                 {"scale.layer_scale_init": 0.1, "train.warmup_steps": 20, "train.lr": 1.0e-3}),
+    "ls0.1-r32-s240": ("ls0.1 at 32 px and 3x the steps (EcoNAS: smaller and longer at similar cost)",
+                       {"scale.layer_scale_init": 0.1, "scale.resolution": 32, "train.steps": 240,
+                        "train.warmup_steps": 30}),
+    "ls0.1-r48-s160": ("ls0.1 at 48 px and 2x the steps",
+                       {"scale.layer_scale_init": 0.1, "scale.resolution": 48, "train.steps": 160,
+                        "train.warmup_steps": 20}),
+    "ls0.1-b64-s160": ("ls0.1, batch 64 and 2x the steps (same images seen)",
+                       {"scale.layer_scale_init": 0.1, "train.batch_size": 64, "train.steps": 160,
+                        "train.warmup_steps": 20}),
+}
+
+
+# The scores a run yields: zero-shot top-1, and minus the last-quarter training loss (higher is better).
+SCORES = {"zeroshot_top1": 1.0, "neg_train_loss_tail": -1.0}
+
+
+def with_overrides(recipe: Recipe, lever: str) -> Recipe:
+    """The recipe with one lever's overrides, validated as a recipe file would be."""
+    data = recipe.to_dict()
+    for dotted, value in LEVERS[lever][1].items():
+        *parents, key = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        if key not in node:
+            raise KeyError(f"lever {lever}: {dotted} is not a recipe field")
+        node[key] = value
+    data["name"] = recipe.name if lever == "default" else f"{recipe.name}@{lever}"
+    return Recipe.model_validate(data)
+
+
+def summarise(lever: str, recipe: Recipe, names: list[str], rows: list[dict], seeds: list[int],
+              costs: dict[str, dict]) -> dict:
+    """One lever's screen figures from its runs (arch-major, seed-minor order)."""
+    n = len(seeds)
+    walls = [r.get("wall_seconds", r["train_seconds"]) for r in rows]
+    chance = len(class_names())
+    out = {"lever": lever, "question": LEVERS[lever][0], "recipe": recipe.name, "overrides": LEVERS[lever][1],
+           "steps": recipe.train.steps, "resolution": recipe.scale.resolution,
+           "median_wall_seconds": statistics.median(walls), "max_wall_seconds": max(walls)}
+    for score, sign in SCORES.items():
+        key = "train_loss_tail" if score == "neg_train_loss_tail" else score
+        if any(r.get(key) is None for r in rows):
+            continue  # runs logged before the score existed
+        values = {name: [sign * rows[i * n + j][key] for j in range(n)] for i, name in enumerate(names)}
+        mean = [statistics.fmean(values[name]) for name in names]
+        figures = {"scores": values,
+                   "preset_order_swaps": {f"seed{s}": preset_order_swaps({k: v[j] for k, v in values.items()})
+                                          for j, s in enumerate(seeds)},
+                   "tau_params": kendall_tau([costs[k]["params_m"] for k in names], mean),
+                   "tau_gmacs": kendall_tau([costs[k]["gmacs"] for k in names], mean)}
+        if n >= 2:
+            figures["tau_seeds"] = kendall_tau([values[k][0] for k in names], [values[k][1] for k in names])
+            figures["mean_seed_sd"] = statistics.fmean(statistics.stdev(values[k]) for k in names)
+        out[score] = figures
+    top1 = out["zeroshot_top1"]["scores"]
+    out["min_multiple_of_chance"] = min(multiple_of_chance(v, chance) for v in sum(top1.values(), []))
+    out["best_mean_top1"] = max(statistics.fmean(v) for v in top1.values())
+    return out
+
+
+def teacher_scores(recipe: Recipe) -> list[float]:
+    from archsearch.data.teachers import load_teacher
+    from archsearch.proxy.teach import teach
+
+    return [load_teacher(str(p)).meta["metrics"]["zeroshot_top1"] for p in teach(recipe, progress=False)]
+
+
+def table(summaries: list[dict], names: list[str], teachers: list[float]) -> list[str]:
+    lines = ["| lever | score | steps @px | " + " | ".join(names) + " | tau seeds | swaps s0 / s1 | min x chance | "
+             "median s | tau params / GMACs |", "|---" * (len(names) + 8) + "|"]
+    for s in summaries:
+        for score in (k for k in SCORES if k in s):
+            f = s[score]
+            swaps = " / ".join(f"{sum(v.values()):g}" for v in f["preset_order_swaps"].values())
+            digits = 1 if score == "zeroshot_top1" else 3
+            lines.append(f"| {s['lever']} | {score} | {s['steps']} @{s['resolution']} | "
+                         + " | ".join(", ".join(f"{v:.{digits}f}" for v in f["scores"][k]) for k in names)
+                         + f" | {f.get('tau_seeds', float('nan')):.2f} | {swaps} | {s['min_multiple_of_chance']:.1f} | "
+                           f"{s['median_wall_seconds']:.0f} | {f['tau_params']:.2f} / {f['tau_gmacs']:.2f} |")
+    lines += ["", "Scores at student seeds 0, 1: zero-shot top-1 (%) on 64 classes (chance 1.6%), and minus the mean "
+              "training loss over the last quarter of the steps (Ru et al.'s TSE-E); swaps count pairs of each family "
+              "out of the papers' order (a tie counts half); tau params / GMACs ranks the seed-mean score against "
+              "full-size params and GMACs; min x chance is the lowest top-1 over the 7 x 2 runs.",
+              f"Teachers (the store's, zero-shot top-1): {', '.join(f'{t:.1f}' for t in teachers)}.", "",
+              *(f"- **{s['lever']}**: {s['question']}; overrides `{json.dumps(s['overrides'])}`" for s in summaries)]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="cpu-tiny")
+    parser.add_argument("--levers", nargs="+", choices=list(LEVERS), default=list(LEVERS))
+    parser.add_argument("--archs", nargs="+", default=list(PUBLISHED_PRESETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default="proxy_levers")
+    args = parser.parse_args()
+    base = load_recipe(args.recipe)
+    specs = {name: get_preset(name) for name in args.archs}
+    costs = {}
+    for name, spec in specs.items():
+        cost = measure_cost(spec)
+        costs[name] = {"params_m": (cost.image.params + cost.text.params) / 1e6,
+                       "gmacs": (cost.image.macs + cost.text.macs) / 1e9, "layout": layout_summary(spec)}
+    summaries, all_rows = [], []
+    for lever in args.levers:
+        recipe = with_overrides(base, lever)
+        jobs = [(name, specs[name], with_seed(recipe, seed)) for name in args.archs for seed in args.seeds]
+        rows = score_all(jobs, args.workers)
+        all_rows += rows
+        summaries.append(summarise(lever, recipe, args.archs, rows, args.seeds, costs))
+        last = summaries[-1]
+        print(json.dumps({"lever": lever, "median_wall_seconds": last["median_wall_seconds"],
+                          **{score: {k: last[score].get(k) for k in ("tau_seeds", "preset_order_swaps")}
+                             for score in SCORES if score in last}}), flush=True)
+    teachers = teacher_scores(base)
+    record = {"meta": meta("proxy_levers.py", base), "architectures": args.archs, "seeds": args.seeds,
+              "costs": costs, "teachers_top1": teachers, "levers": summaries,
+              "runs": [{k: v for k, v in r.items() if k not in ("spec", "recipe_config")} for r in all_rows]}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(record, indent=2) + "\n")
+    m = record["meta"]
+    lines = ["# Proxy levers on the papers' seven variants", "", f"- date: {m['date']}", f"- command: `{m['command']}`",
+             f"- machine: {m['machine']['cpu']}, {m['machine']['threads']} thread(s) per run, "
+             f"{args.workers} runs at a time, torch {m['machine']['libraries']['torch']}", "",
+             *table(summaries, args.archs, teachers), ""]
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
