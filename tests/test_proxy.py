@@ -325,3 +325,30 @@ def test_train_loss_tail_averages_the_last_quarter_of_the_steps():
         tail.on_train_batch_end(SimpleNamespace(global_step=step), None, {"loss": torch.tensor(10.0 * step)}, None, step - 1)
     assert tail.value == pytest.approx(75.0)  # steps 7 and 8
     assert math.isnan(TrainLossTail(steps=8).value)
+
+
+def test_every_architecture_sees_the_same_batches_at_one_seed(tiny_recipe):
+    """Common random numbers: at one student seed, two architectures train on the same samples,
+    stored views and synthetic captions in the same order, so their scores differ by the model alone."""
+    import lightning as L
+
+    from archsearch.proxy.run import run_proxy
+
+    class Seen(L.Callback):
+        def __init__(self):
+            self.batches = []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.batches.append([batch[k].tolist() for k in ("index", "view", "synthetic")])
+
+    recipe = load_recipe(tiny_recipe)
+    seen = {}
+    for name in ("mobileclip_s0", "vitamin_s"):
+        seen[name] = Seen()
+        run_proxy(get_preset(name), recipe, wandb="disabled", progress=False, callbacks=[seen[name]])
+    assert len(seen["mobileclip_s0"].batches) == recipe.train.steps
+    assert seen["mobileclip_s0"].batches == seen["vitamin_s"].batches
+    reseeded = recipe.model_copy(update={"train": recipe.train.model_copy(update={"seed": 5})})
+    other = Seen()
+    run_proxy(get_preset("mobileclip_s0"), reseeded, wandb="disabled", progress=False, callbacks=[other])
+    assert other.batches != seen["mobileclip_s0"].batches
