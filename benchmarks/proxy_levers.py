@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from pathlib import Path
 from typing import Any
 
 from findings_common import RESULTS, meta, score_all, with_seed
-from md_table import cell
 
 from archsearch.analysis.ranking import (
     PUBLISHED_PRESETS, kendall_tau, multiple_of_chance, preset_order_swaps,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -282,6 +283,8 @@ def test_cold_timing_runs_distinct_copies_holding_twice_the_cache():
 
 def _benchmark():
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "latency_predictor.py"
+    if str(path.parent) not in sys.path:  # its sibling imports (md_table), as when run as a script
+        sys.path.insert(0, str(path.parent))
     module_spec = importlib.util.spec_from_file_location("latency_predictor", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)

@@ -15,7 +15,7 @@ from open_clip.loss import ClipLoss, DistillClipLoss
 
 from archsearch.errors import SpecError, UserError
 from archsearch.proxy.loss import ReinforcedClipLoss
-from archsearch.proxy.recipe import LossConfig, Recipe, ScaleDown, TrainConfig, list_recipes, load_recipe
+from archsearch.proxy.recipe import LossConfig, ScaleDown, TrainConfig, list_recipes, load_recipe
 from archsearch.proxy.scale import scale_down
 from archsearch.space import load_space
 from archsearch.spec import get_preset, preset_names

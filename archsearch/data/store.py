@@ -33,6 +33,7 @@ import numpy as np
 
 from archsearch.data.augment import NUM_PARAMS, AugmentConfig
 from archsearch.errors import UserError
+from archsearch.files import write_json_atomic
 
 FORMAT = "archsearch-reinforced-store"
 VERSION = 1
@@ -215,17 +216,6 @@ def _read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: unreadable {what} ({exc})") from None
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write to a temporary file, fsync, rename over `path`: a reader sees the old or the new, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _check_array(path: Path, dtype: np.dtype, shape: tuple[int, ...], mode: str) -> np.memmap:

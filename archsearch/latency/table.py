@@ -37,7 +37,6 @@ import copy
 import datetime
 import hashlib
 import json
-import os
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import Callable, Iterable, Optional
 import torch
 from torch import nn
 
+from archsearch.files import write_json_atomic
 from archsearch.errors import UserError
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.latency.timing import TimingProtocol, TimingStats, time_until_settled
@@ -194,10 +194,7 @@ class LatencyTable:
         path = Path(path) if path is not None else self.path
         if path is None:
             raise ValueError("LatencyTable.save: no path given and the table has none")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(tmp, path)
+        write_json_atomic(path, self.to_dict(), indent=1)
         self.path = path
         return path
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
 from archsearch.errors import UserError
+from archsearch.files import write_json_atomic
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.proxy.assets import json_digest
 from archsearch.proxy.recipe import Recipe
@@ -83,8 +83,4 @@ class ProxyResultCache:
 
     def put(self, key: str, result: dict, source: dict) -> Path:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"result": result, "source": source}, indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return write_json_atomic(path, {"result": result, "source": source})

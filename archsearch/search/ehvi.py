@@ -19,7 +19,6 @@ already known.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -28,6 +27,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, IntD
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+from scipy.stats import norm
 
 from archsearch.space.space import PrunedArchitecture, SearchSpace
 from archsearch.spec.arch import ArchSpec
@@ -41,19 +41,11 @@ ConstraintsFunc = Callable[[FrozenTrial], Sequence[float]]
 
 # --- the acquisition ------------------------------------------------------------------------------
 
-def _normal_pdf(z: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-
-
-def _normal_cdf(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))
-
-
 def expected_improvement_over(level: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """E[max(0, A - level)] for A ~ N(mean, std²), elementwise."""
     std = np.maximum(std, 1e-12)
     z = (mean - level) / std
-    return (mean - level) * _normal_cdf(z) + std * _normal_pdf(z)
+    return (mean - level) * norm.cdf(z) + std * norm.pdf(z)
 
 
 def front_staircase(points: np.ndarray, acc_ref: float, latency_ref: float) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from archsearch.files import write_json_atomic
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.latency.measure import measure_latency
 from archsearch.latency.table import spec_id
@@ -27,10 +28,7 @@ def measured_latency(spec: ArchSpec, settings: LatencySettings, lock: QuietLock,
         return json.loads(path.read_text()), True
     with lock.measuring():
         result = measure_latency(spec, settings.backend, settings.batch, settings.threads).to_dict()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{id(result)}.tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(path)
+    write_json_atomic(path, result)
     return result, False
 
 

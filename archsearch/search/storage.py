@@ -20,6 +20,7 @@ from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCal
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from archsearch.errors import UserError
+from archsearch.files import write_json_atomic
 
 RUNS_DIR = Path("runs")
 STUDY_FILE = "study.json"
@@ -89,10 +90,7 @@ def load_study(url: str, study: str) -> optuna.Study:
 def write_study_file(directory: Path, data: dict) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / STUDY_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, data)  # a unique temporary name: two workers may write it at once
 
 
 def read_study_file(directory: str | Path) -> dict:
