@@ -37,7 +37,9 @@ from archsearch.spec.arch import layout_summary
 # name -> (what it tests, dotted overrides of the default recipe). Scale-downs keep widths x 0.25.
 LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": ("the recipe as a sweep runs it", {}),
-    "ls0.1": ("LayerScale gains start at 0.1 in the proxy (papers: 1e-5)", {"scale.layer_scale_init": 0.1}),
+    "ls0.1": ("every residual branch of the proxy starts at a LayerScale gain of 0.1 (papers: 1e-5 in MCi and "
+              "Text-RepMixer blocks, no gain in ViT, ViTamin and text transformer blocks)",
+              {"scale.layer_scale_init": 0.1}),
     "ls0.1-wu": ("ls0.1, and a quarter of the steps as warm-up at half the peak lr (deep attention stacks)",
                  {"scale.layer_scale_init": 0.1, "train.warmup_steps": 20, "train.lr": 1.0e-3}),
     "ls0.1-r32-s240": ("ls0.1 at 32 px and 3x the steps (EcoNAS: smaller and longer at similar cost)",

@@ -309,10 +309,32 @@ def test_proxy_layer_scale_init_touches_only_the_trained_proxy():
     module = ClipModule(proxy, TrainConfig(), LossConfig(), (8,), layer_scale_init=opened.layer_scale_init)
     assert gains(module.model) == {0.1}
     assert gains(ClipModule(proxy, TrainConfig(), LossConfig(), (8,)).model) == {1e-5}
-    # image RepMixer (mixer + block) and attention blocks (2 each) and the Text-RepMixers count; a ViT has none
-    assert set_layer_scale(build_clip(full), 0.5) == 44 and set_layer_scale(build_clip(proxy), 0.5) == 24 and set_layer_scale(build_clip(get_preset("vitamin_s")), 0.5) == 0
+    # RepMixer mixers and blocks, conv-attention blocks, Text-RepMixers, and two per transformer block
+    assert set_layer_scale(build_clip(full), 0.5) == 44 + 2 * 4 and set_layer_scale(build_clip(proxy), 0.5) == 24 + 2 * 2
+    assert set_layer_scale(build_clip(get_preset("vitamin_s")), 0.5) == 2 * 14 + 2 * 12
     with pytest.raises(Exception, match="layer_scale_init"):
         ScaleDown(layer_scale_init=0.0)
+
+
+def test_gains_added_to_transformer_blocks_sit_on_their_residual_branches():
+    """A gain of 1 added to gain-free ViT and text blocks changes nothing; a small one shrinks every
+    branch, so the tower's output moves: the added LayerScales are on the residual path."""
+    from archsearch.models.clip import build_clip
+    from archsearch.models.init import set_layer_scale
+    from archsearch.models.tokenizer import tokenize
+
+    spec = scale_down(get_preset("vitamin_s"), ScaleDown(**TINY_RECIPE["scale"]))
+    torch.manual_seed(0)
+    model = build_clip(spec).eval()
+    images, tokens = torch.rand(2, 3, 32, 32), tokenize(["a large red star", "two small rings"], 24)
+    with torch.no_grad():
+        before = (model.encode_image(images), model.encode_text(tokens))
+        set_layer_scale(model, 1.0)
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(before, (model.encode_image(images),
+                                                                           model.encode_text(tokens))))
+        set_layer_scale(model, 0.01)
+        assert not torch.allclose(before[0], model.encode_image(images), atol=1e-3)
+        assert not torch.allclose(before[1], model.encode_text(tokens), atol=1e-3)
 
 
 def test_train_loss_tail_averages_the_last_quarter_of_the_steps():

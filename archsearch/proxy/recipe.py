@@ -33,7 +33,8 @@ class ScaleDown(_Strict):
     context_length: Optional[PositiveInt] = Field(32, description="null keeps the spec's own")
     width_multiple: PositiveInt = Field(4, description="scaled widths round up to a multiple of this")
     layer_scale_init: Optional[float] = Field(
-        None, gt=0, le=1, description="the proxy's LayerScale gains at initialisation; null keeps the papers' 1e-5 "
+        None, gt=0, le=1, description="the proxy's starting gain on every residual branch (LayerScale, added to "
+                                      "transformer blocks without one); null keeps the papers' blocks "
                                       "(see archsearch.models.init)")
 
 

@@ -13,9 +13,9 @@ widths and depths) and shrinks what only sets the scale:
 - every stage depth x depth_mult, rounded half up, at least 1; text layers shrink run by run
   (each maximal run of one mixer scales alone), so [R, A x4, R] -> [R, A x2, R].
 
-The rule may also start the proxy's LayerScale gains higher (`layer_scale_init`, applied when the
-proxy is built for training, `archsearch.models.init`): the returned spec is the same either way,
-so latency, exports and full-size builds keep the papers' 1e-5.
+The rule may also give every residual branch of the proxy one starting gain (`layer_scale_init`,
+applied when the proxy is built for training, `archsearch.models.init`): the returned spec is the
+same either way, so latency, exports and full-size builds keep the papers' blocks.
 """
 
 from __future__ import annotations
