@@ -204,3 +204,87 @@ def test_open_clip_teacher_errors(tmp_path, open_clip_checkpoint, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with pytest.raises(UserError, match=r"needs Hugging Face files \(timm/ViT-B-16-SigLIP\)"):
         load_teacher(f"open_clip:ViT-B-16-SigLIP:{open_clip_checkpoint}")
+
+
+# ---- shipped teachers: fp16 safetensors with a sha256 manifest -------------------------------------
+
+def _ship_tiny(tmp_path, trained, names=("tiny-s0",)):
+    from archsearch.proxy.shipped import ship_teachers
+
+    dirs = []
+    for name in names:
+        save_teacher(trained, TINY, tmp_path / "local" / name, meta={"seed": 0, "metrics": {"zeroshot_top1": 50.0}})
+        (tmp_path / "local" / name / "curve.jsonl").write_text('{"step": 2, "zeroshot_top1": 40.0}\n')
+        dirs.append(tmp_path / "local" / name)
+    root = tmp_path / "shipped"
+    ship_teachers(dirs, "tiny-recipe", root=root, machine={"cpu": "test"})
+    return root
+
+
+def test_shipped_teacher_is_fp16_and_embeds_as_the_checkpoint_does(tmp_path, trained):
+    from archsearch.proxy.shipped import read_manifest, shipped_teacher
+
+    root = _ship_tiny(tmp_path, trained)
+    manifest = read_manifest(root)
+    entry = manifest["teachers"][0]
+    assert manifest["command"] == "archsearch teach --recipe tiny-recipe --force --ship"
+    assert entry["name"] == "tiny-s0" and entry["dtype"] == "float16" and entry["curve"] == [{"step": 2, "zeroshot_top1": 40.0}]
+    path = shipped_teacher("tiny-s0", root)
+    assert path == root / "tiny-s0.safetensors" and shipped_teacher("other", root) is None
+    full, half = load_teacher(str(tmp_path / "local" / "tiny-s0")), load_teacher(str(path))
+    assert half.id.startswith("archsearch:tiny-s0:") and half.id != full.id  # the store knows which weights
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert _relative_error(half.encode_image(images), full.encode_image(images)) < 5e-3
+    assert _relative_error(half.encode_text(TEXTS), full.encode_text(TEXTS)) < 5e-3
+    assert path.stat().st_size < 0.6 * (tmp_path / "local" / "tiny-s0" / "teacher.pt").stat().st_size
+
+
+def test_a_shipped_teacher_with_a_wrong_hash_is_a_clear_error(tmp_path, trained):
+    from archsearch.proxy.shipped import shipped_teacher
+
+    root = _ship_tiny(tmp_path, trained)
+    path = root / "tiny-s0.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r"tiny-s0\.safetensors: sha256 [0-9a-f]{64} does not match the manifest's "
+                                        r"[0-9a-f]{64}.*archsearch teach --force"):
+        shipped_teacher("tiny-s0", root)
+    path.unlink()
+    with pytest.raises(UserError, match="listed in .*manifest.json but missing"):
+        shipped_teacher("tiny-s0", root)
+
+
+def test_shipping_needs_local_teachers(tmp_path):
+    from archsearch.proxy.shipped import ship_teachers
+
+    with pytest.raises(UserError, match="no local teacher to ship; train it first with `archsearch teach --recipe r "
+                                        "--force --ship`"):
+        ship_teachers([tmp_path / "missing"], "r", root=tmp_path / "shipped")
+
+
+def test_the_default_recipes_teachers_are_shipped_and_a_first_run_trains_none(tmp_path, monkeypatch):
+    """cpu-tiny's teachers come with the package: on a fresh runs/ tree, `teach` returns the
+    shipped files (sha256 checked) and never starts a training."""
+    import archsearch.proxy.teach as teach_module
+    from archsearch.proxy.recipe import load_recipe
+    from archsearch.proxy.shipped import SHIPPED_DIR, read_manifest
+
+    monkeypatch.chdir(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a teacher was trained")
+
+    monkeypatch.setattr(teach_module, "_train_teacher", refuse)
+    monkeypatch.setattr(teach_module, "training_source", refuse)
+    recipe = load_recipe("cpu-tiny")
+    found = teach_module.teach(recipe, progress=False)
+    assert [p.parent for p in found] == [SHIPPED_DIR] * recipe.data.teacher_training.count
+    assert [p.stem for p in found] == [d.name for d in teach_module.teacher_dirs(recipe)]
+    assert not (tmp_path / "runs").exists()
+    manifest = read_manifest()
+    assert sum(e["bytes"] for e in manifest["teachers"]) <= 25 * 2**20
+    assert manifest["command"] == "archsearch teach --recipe cpu-tiny --force --ship"
+    for teacher in (load_teacher(str(p)) for p in found):
+        # clearly stronger than any student: the point of training them once, long
+        assert teacher.meta["metrics"]["zeroshot_top1"] >= 40.0

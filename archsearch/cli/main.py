@@ -430,15 +430,27 @@ def proxy_command(
 @user_errors_exit_2
 def teach_command(
     recipe: str = typer.Option("cpu-tiny", "--recipe", help="recipe whose teachers to train"),
-    force: bool = typer.Option(False, "--force", help="retrain teachers that already exist"),
+    force: bool = typer.Option(False, "--force", help="train the teachers locally even where they exist or are shipped"),
+    ship: bool = typer.Option(False, "--ship", help="write fp16 copies of the local teachers and their manifest into "
+                                                    "the package (archsearch/assets/teachers/), for every later install"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Train the recipe's K teachers (different seeds) on its data, into runs/teachers/."""
+    """Train the recipe's K teachers (different seeds) on its data, into runs/teachers/; a teacher the
+    package ships (sha256-checked) is used instead unless --force."""
     from archsearch.data.teachers import load_teacher
+    from archsearch.latency.fingerprint import device_fingerprint
     from archsearch.proxy.recipe import load_recipe
-    from archsearch.proxy.teach import teach
+    from archsearch.proxy.shipped import ship_teachers
+    from archsearch.proxy.teach import teach, teacher_dirs
 
-    dirs = teach(load_recipe(recipe), progress=not as_json, force=force)
+    loaded = load_recipe(recipe)
+    dirs = teach(loaded, progress=not as_json, force=force)
+    if ship:
+        manifest = ship_teachers(teacher_dirs(loaded), loaded.name,
+                                 machine=device_fingerprint("torch-cpu", loaded.train.threads or 1))
+        dirs = teach(loaded, progress=False)
+        if not as_json:
+            console.print(f"shipped {len(dirs)} teachers: {escape(str(manifest))}")
     teachers = [(d, load_teacher(str(d))) for d in dirs]
     rows = [{"dir": str(d), "id": t.id, "embed_dim": t.embed_dim, "image_size": t.image_size,
              **{k: t.meta.get("metrics", {}).get(k) for k in ("zeroshot_top1", "i2t_r1", "t2i_r1")}}

@@ -29,9 +29,11 @@ from archsearch.spec.arch import ArchSpec
 from archsearch.spec.io import save_spec, spec_from_mapping
 
 CHECKPOINT_NAME = "teacher.pt"
+SHIPPED_SUFFIX = ".safetensors"  # a teacher shipped in fp16: the state dict, with arch and meta as metadata
 TEACHERS_DIR = Path("runs/teachers")
 ACCEPTED_REFS = ("a teacher directory from `archsearch teach` (runs/teachers/NAME/) or its name",
                  f"a {CHECKPOINT_NAME} (or other .pt) written by `archsearch teach`",
+                 f"a {SHIPPED_SUFFIX} teacher written by `archsearch teach --ship`",
                  "open_clip:<model-name>:<path/to/checkpoint>[?tag=<pretrained-tag>]")
 
 
@@ -69,19 +71,59 @@ def save_teacher(model: nn.Module, spec: ArchSpec, directory: str | Path, meta: 
     return path
 
 
+def save_teacher_fp16(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write a `teacher.pt` as fp16 safetensors (arch and meta as JSON metadata): half the bytes,
+    no pickle, and small enough to ship in the package. Non-float tensors keep their dtype."""
+    from safetensors.torch import save_file
+
+    data = _read_checkpoint(Path(checkpoint))
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in data["state_dict"].items()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    save_file(state, partial, metadata={"arch": json.dumps(data["arch"], sort_keys=True),
+                                        "meta": json.dumps(data.get("meta") or {}, sort_keys=True)})
+    os.replace(partial, out)
+    return out
+
+
+def _read_safetensors(file: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            state = {k: handle.get_tensor(k) for k in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise UserError(f"{file}: not a readable safetensors file ({exc})") from None
+    if "arch" not in metadata:
+        raise UserError(f"{file}: safetensors without the 'arch' metadata of an archsearch teacher "
+                        "(write it with `archsearch teach --ship`)")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    return {"arch": json.loads(metadata["arch"]), "state_dict": state, "meta": json.loads(metadata.get("meta", "{}"))}
+
+
+def _read_checkpoint(file: Path) -> dict[str, Any]:
+    if file.suffix == SHIPPED_SUFFIX:
+        return _read_safetensors(file)
+    try:
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{file}: not a teacher checkpoint loadable with weights_only=True ({reason})") from None
+    return checkpoint
+
+
 class ArchsearchTeacher:
-    """A CLIP trained by archsearch (`archsearch teach`), folded for inference."""
+    """A CLIP trained by archsearch (`archsearch teach`), folded for inference: a `teacher.pt`
+    (or its directory), or an fp16 `.safetensors` copy (`save_teacher_fp16`, the shipped teachers)."""
 
     def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
         path = Path(path)
         file = path / CHECKPOINT_NAME if path.is_dir() else path
         if not file.is_file():
             raise UserError(f"{file}: no such teacher checkpoint")
-        try:
-            checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"{file}: not a teacher checkpoint loadable with weights_only=True ({reason})") from None
+        checkpoint = _read_checkpoint(file)
         if not isinstance(checkpoint, dict) or not {"arch", "state_dict"} <= set(checkpoint):
             found = ", ".join(map(str, checkpoint)) if isinstance(checkpoint, dict) else type(checkpoint).__name__
             raise UserError(f"{file}: not an archsearch teacher; expected keys arch, state_dict, meta (found: {found})")
@@ -163,7 +205,7 @@ def load_teacher(ref: str, device: str | torch.device = "cpu") -> Teacher:
         if not (path / CHECKPOINT_NAME).is_file():
             raise UserError(f"{ref}: folder has no {CHECKPOINT_NAME}; accepted: {'; '.join(ACCEPTED_REFS)}")
         return ArchsearchTeacher(path, device)
-    if path.suffix == ".pt" and path.is_file():
+    if path.suffix in (".pt", SHIPPED_SUFFIX) and path.is_file():
         return ArchsearchTeacher(path, device)
     what = "no such file or folder" if not path.exists() else "not a teacher"
     raise UserError(f"teacher {ref!r}: {what}; accepted: {'; '.join(ACCEPTED_REFS)}")

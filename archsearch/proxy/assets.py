@@ -1,44 +1,27 @@
 """What a recipe's training needs before it starts, built once and cached under `runs/`:
-the pixel cache of its source, archsearch's own teachers (`teach`), the reinforced store."""
+the pixel cache of its source, its teachers (`teach`: local, shipped or trained), the reinforced store."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
-import json
 from pathlib import Path
 from typing import Iterator
 
-from archsearch.data.cache import PixelCache
-from archsearch.data.readers import open_source
-from archsearch.data.source import CaptionSource
+from filelock import FileLock
+
 from archsearch.data.store import ReinforcedStore
 from archsearch.errors import UserError
 from archsearch.proxy.recipe import Recipe
+from archsearch.proxy.source import CACHE_DIR, json_digest, training_source
+from archsearch.proxy.teach import teach
 
-CACHE_DIR = Path("runs/cache")
-
-
-def json_digest(value) -> str:
-    """A short, stable hash of a JSON-able value: the names of cached teachers, stores and proxy scores."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def training_source(recipe: Recipe) -> CaptionSource:
-    """The recipe's source; an indexable one is read through a pixel cache (decoded once)."""
-    source = open_source(recipe.data.source)
-    if hasattr(type(source), "__getitem__"):
-        return PixelCache(source, CACHE_DIR)
-    return source
+__all__ = ["CACHE_DIR", "assets_lock", "ensure_store", "json_digest", "store_path", "teacher_refs", "training_source"]
 
 
 def teacher_refs(recipe: Recipe, progress: bool = True) -> list[str]:
     """The recipe's teachers: its refs, or archsearch-trained ones (trained now if absent)."""
     if recipe.data.teachers:
         return list(recipe.data.teachers)
-    from archsearch.proxy.teach import teach
-
     return [str(path) for path in teach(recipe, progress=progress)]
 
 
@@ -55,12 +38,8 @@ def assets_lock() -> Iterator[None]:
     (a benchmark's workers, two `archsearch proxy` calls) wait for one builder instead of each
     training the same teachers and writing the same store."""
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(CACHE_DIR / "assets.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(CACHE_DIR / "assets.lock"):
+        yield
 
 
 def ensure_store(recipe: Recipe, progress: bool = True) -> Path:
