@@ -150,8 +150,11 @@ def main() -> None:
     summaries, all_rows = [], []
     for lever in args.levers:
         recipe = with_overrides(base, lever)
+        # the largest models first, so that no long run is left to finish alone on one worker
         jobs = [(name, specs[name], with_seed(recipe, seed)) for name in args.archs for seed in args.seeds]
-        rows = score_all(jobs, args.workers)
+        order = sorted(range(len(jobs)), key=lambda i: -costs[jobs[i][0]]["gmacs"])
+        done = dict(zip(order, score_all([jobs[i] for i in order], args.workers)))
+        rows = [done[i] for i in range(len(jobs))]
         all_rows += rows
         summaries.append(summarise(lever, recipe, args.archs, rows, args.seeds, costs))
         last = summaries[-1]
