@@ -26,7 +26,7 @@ from typing import Any
 from findings_common import RESULTS, meta, score_all, with_seed
 
 from archsearch.analysis.ranking import (
-    PUBLISHED_PRESETS, kendall_tau, multiple_of_chance, preset_order_swaps,
+    PUBLISHED_PRESETS, kendall_tau, multiple_of_chance, preset_order_swaps, tau_bootstrap_ci,
 )
 from archsearch.data.scenes import class_names
 from archsearch.latency.cost import measure_cost
@@ -42,7 +42,7 @@ LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
               {"scale.layer_scale_init": 0.1}),
     "ls0.1-wu": ("ls0.1, and a quarter of the steps as warm-up at half the peak lr (deep attention stacks)",
                  {"scale.layer_scale_init": 0.1, "train.warmup_steps": 20, "train.lr": 1.0e-3}),
-    "ls0.1-r32-s240": ("ls0.1 at 32 px and 3x the steps (EcoNAS: smaller and longer at similar cost)",
+    "ls0.1-r32-s240": ("ls0.1 at 32 px and 3x the steps (EcoNAS: smaller and longer)",
                        {"scale.layer_scale_init": 0.1, "scale.resolution": 32, "train.steps": 240,
                         "train.warmup_steps": 30}),
     "ls0.1-r48-s160": ("ls0.1 at 48 px and 2x the steps",
@@ -94,7 +94,9 @@ def summarise(lever: str, recipe: Recipe, names: list[str], rows: list[dict], se
                    "tau_params": kendall_tau([costs[k]["params_m"] for k in names], mean),
                    "tau_gmacs": kendall_tau([costs[k]["gmacs"] for k in names], mean)}
         if n >= 2:
-            figures["tau_seeds"] = kendall_tau([values[k][0] for k in names], [values[k][1] for k in names])
+            first, second = [values[k][0] for k in names], [values[k][1] for k in names]
+            figures["tau_seeds"] = kendall_tau(first, second)
+            figures["tau_seeds_ci95"] = tau_bootstrap_ci(first, second)
             figures["mean_seed_sd"] = statistics.fmean(statistics.stdev(values[k]) for k in names)
         out[score] = figures
     top1 = out["zeroshot_top1"]["scores"]
@@ -120,14 +122,18 @@ def table(summaries: list[dict], names: list[str], teachers: list[float]) -> lis
             digits = 1 if score == "zeroshot_top1" else 3
             lines.append(f"| {s['lever']} | {score} | {s['steps']} @{s['resolution']} | "
                          + " | ".join(", ".join(f"{v:.{digits}f}" for v in f["scores"][k]) for k in names)
-                         + f" | {f.get('tau_seeds', float('nan')):.2f} | {swaps} | {s['min_multiple_of_chance']:.1f} | "
+                         + f" | {f.get('tau_seeds', float('nan')):.2f} [{f['tau_seeds_ci95'][0]:.2f}, "
+                           f"{f['tau_seeds_ci95'][1]:.2f}] | {swaps} | {s['min_multiple_of_chance']:.1f} | "
                            f"{s['median_wall_seconds']:.0f} | {f['tau_params']:.2f} / {f['tau_gmacs']:.2f} |")
     lines += ["", "Scores at student seeds 0, 1: zero-shot top-1 (%) on 64 classes (chance 1.6%), and minus the mean "
               "training loss over the last quarter of the steps (Ru et al.'s TSE-E); swaps count pairs of each family "
-              "out of the papers' order (a tie counts half); tau params / GMACs ranks the seed-mean score against "
+              "out of the papers' order (a tie counts half); tau seeds has its 95% bootstrap interval over the 7 architectures; tau params / GMACs ranks the seed-mean score against "
               "full-size params and GMACs; min x chance is the lowest top-1 over the 7 x 2 runs.",
               f"Teachers (the store's, zero-shot top-1): {', '.join(f'{t:.1f}' for t in teachers)}.", "",
               *(f"- **{s['lever']}**: {s['question']}; overrides `{json.dumps(s['overrides'])}`" for s in summaries)]
+    untried = [name for name in LEVERS if name not in {s["lever"] for s in summaries}]
+    if untried:
+        lines += ["", f"Defined but not run here: {', '.join(untried)}."]
     return lines
 
 
