@@ -127,7 +127,8 @@ def table(summaries: list[dict], names: list[str], teachers: list[float]) -> lis
                            f"{s['median_wall_seconds']:.0f} | {f['tau_params']:.2f} / {f['tau_gmacs']:.2f} |")
     lines += ["", "Scores at student seeds 0, 1: zero-shot top-1 (%) on 64 classes (chance 1.6%), and minus the mean "
               "training loss over the last quarter of the steps (Ru et al.'s TSE-E); swaps count pairs of each family "
-              "out of the papers' order (a tie counts half); tau seeds has its 95% bootstrap interval over the 7 architectures; tau params / GMACs ranks the seed-mean score against "
+              "out of the papers' order (a tie counts half); tau seeds has its 95% bootstrap interval over the 7 "
+              "architectures; tau params / GMACs ranks the seed-mean score against "
               "full-size params and GMACs; min x chance is the lowest top-1 over the 7 x 2 runs.",
               f"Teachers (the store's, zero-shot top-1): {', '.join(f'{t:.1f}' for t in teachers)}.", "",
               *(f"- **{s['lever']}**: {s['question']}; overrides `{json.dumps(s['overrides'])}`" for s in summaries)]

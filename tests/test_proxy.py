@@ -310,7 +310,8 @@ def test_proxy_layer_scale_init_touches_only_the_trained_proxy():
     assert gains(module.model) == {0.1}
     assert gains(ClipModule(proxy, TrainConfig(), LossConfig(), (8,)).model) == {1e-5}
     # RepMixer mixers and blocks, conv-attention blocks, Text-RepMixers, and two per transformer block
-    assert set_layer_scale(build_clip(full), 0.5) == 44 + 2 * 4 and set_layer_scale(build_clip(proxy), 0.5) == 24 + 2 * 2
+    assert set_layer_scale(build_clip(full), 0.5) == 44 + 2 * 4
+    assert set_layer_scale(build_clip(proxy), 0.5) == 24 + 2 * 2
     assert set_layer_scale(build_clip(get_preset("vitamin_s")), 0.5) == 2 * 14 + 2 * 12
     with pytest.raises(Exception, match="layer_scale_init"):
         ScaleDown(layer_scale_init=0.0)
@@ -344,7 +345,8 @@ def test_train_loss_tail_averages_the_last_quarter_of_the_steps():
 
     tail = TrainLossTail(steps=8)
     for step in range(1, 9):  # global_step after the update; losses 10, 20, ..., 80
-        tail.on_train_batch_end(SimpleNamespace(global_step=step), None, {"loss": torch.tensor(10.0 * step)}, None, step - 1)
+        tail.on_train_batch_end(SimpleNamespace(global_step=step), None, {"loss": torch.tensor(10.0 * step)}, None,
+                                step - 1)
     assert tail.value == pytest.approx(75.0)  # steps 7 and 8
     assert math.isnan(TrainLossTail(steps=8).value)
 

@@ -55,7 +55,8 @@ class TrainLossTail(L.Callback):
 def fit(spec: ArchSpec, dataset: Dataset, train: TrainConfig, loss: LossConfig, *, seed: int,
         teacher_dims: tuple[int, ...] = (), logger=False, progress: bool = True,
         root: Path | None = None, num_workers: int = 0,
-        callbacks: Sequence[L.Callback] = (), layer_scale_init: float | None = None) -> tuple[ClipModule, dict[str, float]]:
+        callbacks: Sequence[L.Callback] = (),
+        layer_scale_init: float | None = None) -> tuple[ClipModule, dict[str, float]]:
     """Train `spec` for `train.steps` steps; returns the module and timing figures."""
     if train.threads:
         torch.set_num_threads(train.threads)

@@ -85,7 +85,8 @@ def ship_teachers(dirs: list[Path], recipe_name: str, root: Path = SHIPPED_DIR,
     for stale in root.glob(f"*{SHIPPED_SUFFIX}"):
         if stale.name not in {e["file"] for e in entries}:
             stale.unlink()
-    manifest = {"recipe": recipe_name, "command": command, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-                "machine": machine or {}, "teachers": entries}
+    manifest = {"recipe": recipe_name, "command": command,
+                "created": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine or {},
+                "teachers": entries}
     write_json_atomic(root / MANIFEST_NAME, manifest)
     return root / MANIFEST_NAME
