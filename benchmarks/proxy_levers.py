@@ -106,10 +106,10 @@ def summarise(lever: str, recipe: Recipe, names: list[str], rows: list[dict], se
 
 
 def teacher_scores(recipe: Recipe) -> list[float]:
-    from archsearch.data.teachers import load_teacher
+    from archsearch.data.teachers import teacher_meta
     from archsearch.proxy.teach import teach
 
-    return [load_teacher(str(p)).meta["metrics"]["zeroshot_top1"] for p in teach(recipe, progress=False)]
+    return [teacher_meta(p)["metrics"]["zeroshot_top1"] for p in teach(recipe, progress=False)]
 
 
 def table(summaries: list[dict], names: list[str], teachers: list[float]) -> list[str]:

@@ -90,7 +90,7 @@ def score(name: str, spec: ArchSpec, recipe: Recipe) -> dict:
     result = run_proxy(spec, recipe, wandb="disabled", progress=False)
     row = {"arch": name, "recipe": recipe.name, "layout": layout_summary(spec), "spec": spec.to_dict(),
            "recipe_config": recipe.to_dict(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-           "wall_seconds": time.perf_counter() - started, **{k: result.get(k) for k in METRICS}}
+           "wall_seconds": time.perf_counter() - started, **{k: result[k] for k in METRICS}}
     RESULTS.mkdir(exist_ok=True)
     with RUNS.open("a") as f:
         f.write(json.dumps(row) + "\n")

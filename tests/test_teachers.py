@@ -238,6 +238,9 @@ def test_shipped_teacher_is_fp16_and_embeds_as_the_checkpoint_does(tmp_path, tra
     assert _relative_error(half.encode_image(images), full.encode_image(images)) < 5e-3
     assert _relative_error(half.encode_text(TEXTS), full.encode_text(TEXTS)) < 5e-3
     assert path.stat().st_size < 0.6 * (tmp_path / "local" / "tiny-s0" / "teacher.pt").stat().st_size
+    from archsearch.data.teachers import teacher_meta
+
+    assert teacher_meta(path) == teacher_meta(tmp_path / "local" / "tiny-s0") == full.meta == half.meta
 
 
 def test_a_shipped_teacher_with_a_wrong_hash_is_a_clear_error(tmp_path, trained):

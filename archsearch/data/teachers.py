@@ -87,6 +87,21 @@ def save_teacher_fp16(checkpoint: str | Path, out: str | Path) -> Path:
     return out
 
 
+def teacher_meta(file: str | Path) -> dict[str, Any]:
+    """The meta (metrics, training, seed) of a teacher file without building its model; a shipped
+    `.safetensors` is read from its header alone."""
+    file = Path(file) / CHECKPOINT_NAME if Path(file).is_dir() else Path(file)
+    if file.suffix != SHIPPED_SUFFIX:
+        return _read_checkpoint(file).get("meta") or {}
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            return json.loads((handle.metadata() or {}).get("meta", "{}"))
+    except (SafetensorError, OSError) as exc:
+        raise UserError(f"{file}: not a readable safetensors file ({exc})") from None
+
+
 def _read_safetensors(file: Path) -> dict[str, Any]:
     from safetensors import SafetensorError, safe_open
 

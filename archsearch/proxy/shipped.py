@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.data.open_clip_local import file_sha256
-from archsearch.data.teachers import CHECKPOINT_NAME, SHIPPED_SUFFIX, save_teacher_fp16
+from archsearch.data.teachers import CHECKPOINT_NAME, SHIPPED_SUFFIX, save_teacher_fp16, teacher_meta
 from archsearch.errors import UserError
 from archsearch.files import write_json_atomic
 
@@ -74,9 +74,7 @@ def ship_teachers(dirs: list[Path], recipe_name: str, root: Path = SHIPPED_DIR,
         out = save_teacher_fp16(checkpoint, root / f"{Path(directory).name}{SHIPPED_SUFFIX}")
         curve_file = Path(directory) / "curve.jsonl"
         curve = [json.loads(line) for line in curve_file.read_text().splitlines()] if curve_file.is_file() else []
-        from archsearch.data.teachers import load_teacher
-
-        meta = load_teacher(str(out)).meta
+        meta = teacher_meta(out)
         entries.append({"name": Path(directory).name, "file": out.name, "sha256": file_sha256(out),
                         "bytes": out.stat().st_size, "dtype": "float16", "arch": meta.get("arch"),
                         "seed": meta.get("seed"), "training": meta.get("training"),
