@@ -57,9 +57,10 @@ def _score_job(job: tuple[str, dict, dict]) -> dict:
     return score(name, ArchSpec.from_dict(spec), Recipe.model_validate(recipe))
 
 
-def score_all(jobs: list[tuple[str, ArchSpec, Recipe]], workers: int) -> list[dict]:
+def score_all(jobs: list[tuple[str, ArchSpec, Recipe]], workers: int, longest_first: bool = True) -> list[dict]:
     """Score every (name, spec, recipe), `workers` trainings at a time (each on the recipe's threads);
-    runs already in the log are reused, not retrained. Results come back in the order of `jobs`."""
+    runs already in the log are reused, not retrained. Results come back in the order of `jobs`.
+    `longest_first=False` trains in the order given (a benchmark whose partial result must be useful)."""
     from proxy_scores import _done, recorded
 
     log = _done()
@@ -70,7 +71,7 @@ def score_all(jobs: list[tuple[str, ArchSpec, Recipe]], workers: int) -> list[di
         results.update({i: _score_job(payload[i]) for i in todo})
     elif todo:
         # Longest first (by steps) so the last worker does not finish alone on a long run.
-        order = sorted(todo, key=lambda i: -jobs[i][2].train.steps)
+        order = sorted(todo, key=lambda i: -jobs[i][2].train.steps) if longest_first else todo
         with ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
             results.update(zip(order, pool.map(_score_job, [payload[i] for i in order])))
     return [results[i] for i in range(len(jobs))]

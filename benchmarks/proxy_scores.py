@@ -4,17 +4,17 @@
              must spread them over >= 15 points with none above 90%.
 - `gain`     reinforcement gain: zero-shot top-1 at equal steps, reinforced loss vs plain CLIP
              (lambda = 0, real captions only).
-- `fidelity` Kendall tau between cpu-tiny and cpu-small scores over presets plus random samples of
-             spaces/hybrid.yaml, with and without reinforcement.
+- `fidelity` the fidelity protocol (proxy_fidelity.py): 20 architectures of spaces/hybrid.yaml, short
+             runs at seeds 0 and 1 against a 10x reference at seeds 0 and 1; writes proxy_fidelity.{json,md}.
 
     python benchmarks/proxy_scores.py spread [--presets ...]
     python benchmarks/proxy_scores.py gain --presets mobileclip_s0 mobileclip_s2 vitamin_s mobileclip_b
-    python benchmarks/proxy_scores.py fidelity --samples 4
-    python benchmarks/proxy_scores.py fidelity --long-kd-lambda 0.75 --out proxy_fidelity_kd075
+    python benchmarks/proxy_scores.py fidelity [--recipe cpu-tiny] [--reference-recipe cpu-small] [--from-log]
 
 Every run is appended to results/proxy_runs.jsonl (one line per training, so an interrupted
 benchmark keeps what it measured and a rerun skips it); the summaries go to results/proxy_<kind>.{json,md}
-(or results/<--out>.{json,md}).
+(or results/<--out>.{json,md}). Earlier protocols' results stay beside them: proxy_fidelity_v1
+(8 architectures, old teachers, with and without reinforcement) and proxy_fidelity_kd075.
 """
 
 from __future__ import annotations
@@ -28,14 +28,11 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 from md_table import cell
 
-from archsearch.analysis.ranking import kendall_tau
 from archsearch.latency.fingerprint import device_fingerprint
-from archsearch.proxy.recipe import LossConfig, Recipe, load_recipe
+from archsearch.proxy.recipe import Recipe, load_recipe
 from archsearch.proxy.run import run_proxy
-from archsearch.space import load_space
 from archsearch.spec import get_preset, preset_names
 from archsearch.spec.arch import ArchSpec, layout_summary
 
@@ -49,21 +46,6 @@ def plain(recipe: Recipe) -> Recipe:
     """The same recipe without reinforcement: lambda = 0 on real captions only."""
     return recipe.model_copy(update={"name": recipe.name + "-plain",
                                      "loss": recipe.loss.model_copy(update={"kd_lambda": 0.0, "captions": "real"})})
-
-
-def with_kd_lambda(recipe: Recipe, kd_lambda: float) -> Recipe:
-    """The recipe with another distillation weight (named for it): the fidelity benchmark's long run
-    with some CLIP loss left in, so that its students are not capped at the teachers' level."""
-    loss = LossConfig.model_validate({**recipe.loss.model_dump(), "kd_lambda": kd_lambda})
-    return recipe.model_copy(update={"name": f"{recipe.name}-kd{kd_lambda:g}", "loss": loss})
-
-
-def kd_lambda_arg(text: str) -> float:
-    """argparse type for --long-kd-lambda: one clear line (exit 2) outside the loss's range."""
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is outside the recipe field loss.kd_lambda's range [0, 1]")
-    return value
 
 
 def _done() -> dict[tuple[str, str], dict]:
@@ -98,67 +80,68 @@ def score(name: str, spec: ArchSpec, recipe: Recipe) -> dict:
     return row
 
 
-def seed_repeatability(rows: list[dict]) -> dict:
-    """How well a short proxy ranks architectures against *itself*: Kendall tau between the scores
-    of two student seeds, over every (architecture, recipe) the run log holds at seeds 0, 1 and 2
-    (recipe names `<base>`, `<base>-seed1`, `<base>-seed2`). Seed noise alone bounds how high any
-    tau between two recipes can go, so the fidelity result is read against this."""
-    by_item: dict[tuple[str, str], dict[int, float]] = {}
-    for r in rows:
-        base, _, seed = r["recipe"].rpartition("-seed")
-        base, seed = (base, int(seed)) if base and seed.isdigit() else (r["recipe"], 0)
-        by_item.setdefault((r["arch"], base), {})[seed] = r["zeroshot_top1"]
-    items = sorted(key for key, seeds in by_item.items() if {0, 1, 2} <= set(seeds))
-    if len(items) < 3:
-        return {"items": [], "note": "fewer than 3 architectures with seeds 0, 1 and 2 in the run log"}
-    pairs = {f"{i}-{j}": kendall_tau([by_item[x][i] for x in items], [by_item[x][j] for x in items])
-             for i, j in ((0, 1), (0, 2), (1, 2))}
-    sds = [statistics.stdev(by_item[x][s] for s in (0, 1, 2)) for x in items]
-    return {"items": [f"{a} ({b})" for a, b in items], "kendall_tau_between_seeds": pairs,
-            "mean_kendall_tau": statistics.fmean(pairs.values()), "mean_seed_sd_top1": statistics.fmean(sds)}
+def fidelity(args: argparse.Namespace, recipe: Recipe, meta: dict) -> None:
+    """The fidelity protocol (proxy_fidelity.py): short runs, then the reference, then the report."""
+    import proxy_fidelity as protocol
+    from findings_common import score_all, with_seed  # imports this module lazily in its workers
 
+    from archsearch.analysis.ranking import PUBLISHED_PRESETS
+    from archsearch.latency.cost import measure_cost
 
-def fidelity_table(summary: dict) -> list[str]:
-    short_name, long_name = summary["short_recipe"], summary["long_recipe"]
-    long_names = {"reinforced": summary.get("long_reinforced_recipe", long_name), "plain": long_name}
-    lines = [f"| arch | {short_name} reinforced | {long_names['reinforced']} reinforced | {short_name} plain | {long_name} plain |",
-             "|---|---|---|---|---|"]
-    def score(label: str, part: str, i: int) -> str:
-        value = (summary[label] if label in summary else summary["partial"][label])[part][i]
-        return "not run" if value is None else f"{value:.1f}"
+    reference = load_recipe(args.reference_recipe)
+    protocol.check_reference(recipe, reference)
+    archs = protocol.architectures(args.draws, args.seed, args.per_layout)
+    names, kinds, specs = [a[0] for a in archs], {a[0]: a[1] for a in archs}, {a[0]: a[2] for a in archs}
+    extra = {n: get_preset(n) for n in PUBLISHED_PRESETS if n not in specs}  # papers' order only
+    # Published variants outside the space first: the longest runs (ViTamin-L) should not finish alone.
+    short_jobs = [(n, spec, with_seed(recipe, s)) for n, spec in [*extra.items(), *specs.items()]
+                  for s in protocol.SEEDS]
+    if args.from_log:
+        log = _done()
+        short_rows = [recorded(*job, done=log) for job in short_jobs]
+        missing = [f"{n} ({r.name})" for (n, _, r), row in zip(short_jobs, short_rows) if row is None]
+        if missing:
+            raise SystemExit(f"the run log lacks short runs: {', '.join(missing)}; run without --from-log")
+    else:
+        short_rows = score_all(short_jobs, args.workers, longest_first=False)
+    short_by = {(row["arch"], row["recipe"]): row for row in short_rows}
+    seeds = {s: (with_seed(recipe, s), with_seed(reference, s)) for s in protocol.SEEDS}
+    # The reference one architecture at a time (both seeds side by side), cheapest first.
+    ordered = sorted(names, key=lambda n: short_by[(n, seeds[0][0].name)]["wall_seconds"])
+    ref_jobs = [(n, specs[n], seeds[s][1]) for n in ordered for s in protocol.SEEDS]
+    if args.from_log or args.short_only:
+        log = _done()
+        ref_rows = [recorded(*job, done=log) for job in ref_jobs]
+    else:
+        ref_rows = score_all(ref_jobs, args.workers, longest_first=False)
+    ref_by = {(job[0], job[2].name): row for job, row in zip(ref_jobs, ref_rows)}
 
-    for i, name in enumerate(summary["architectures"]):
-        lines.append(f"| {name} | " + " | ".join(score(label, part, i) for label in ("reinforced", "plain")
-                                                  for part in ("short", "long")) + " |")
-    lines += ["", *(f"- {label}: Kendall tau ({short_name} vs {long_names[label]}) = {summary[label]['kendall_tau']:.2f}"
-                    if label in summary else f"- {label}: not measured yet; missing {', '.join(summary['missing'][label])}"
-                    for label in ("reinforced", "plain"))]
-    if "reinforced_short_vs_plain_long" in summary:
-        lines.append(f"- reinforced {short_name} vs plain {long_name} (no teacher ceiling on the long run): "
-                     f"Kendall tau = {summary['reinforced_short_vs_plain_long']:.2f}")
-    lines += [f"- {label}: {short_name} scores span {min(v['short']):.1f}-{max(v['short']):.1f}, "
-              f"{long_names[label]} scores {min(v['long']):.1f}-{max(v['long']):.1f}"
-              for label, v in ((label, summary.get(label)) for label in ("reinforced", "plain")) if v]
-    rep = summary["seed_repeatability"]
-    if rep.get("items"):
-        lines.append(f"- seed repeatability of the short proxy (tau between student seeds over {len(rep['items'])} "
-                     f"architectures already run at seeds 0-2): mean {rep['mean_kendall_tau']:.2f} "
-                     f"({', '.join(f'{k}: {v:.2f}' for k, v in rep['kendall_tau_between_seeds'].items())}); "
-                     f"mean seed sd {rep['mean_seed_sd_top1']:.1f} points")
-    return lines
+    def per_seed(table: dict, n: str, which: int, key: str = "zeroshot_top1") -> list:
+        return [(row := table.get((n, seeds[s][which].name))) and row[key] for s in protocol.SEEDS]
 
+    costs = {}
+    for n in names:
+        cost = measure_cost(specs[n])
+        costs[n] = {"params_m": (cost.image.params + cost.text.params) / 1e6,
+                    "gmacs": (cost.image.macs + cost.text.macs) / 1e9, "layout": layout_summary(specs[n])}
+    summary = protocol.summarise(
+        names, kinds, costs, {n: per_seed(short_by, n, 0) for n in names}, {n: per_seed(ref_by, n, 1) for n in names},
+        {n: per_seed(short_by, n, 0) for n in extra}, {n: per_seed(short_by, n, 0, "train_loss_tail") for n in names})
+    walls = [short_by[(n, seeds[s][0].name)]["wall_seconds"] for n in names for s in protocol.SEEDS]
+    summary["median_trial_seconds"] = statistics.median(walls)
+    from proxy_levers import teacher_scores
 
-def hybrid_samples(count: int, seed: int) -> list[tuple[str, ArchSpec]]:
-    space = load_space("hybrid")
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    out = []
-    while len(out) < count:
-        trial = study.ask()
-        try:
-            out.append((f"hybrid-s{seed}-{trial.number}", space.sample(trial)))
-        except optuna.TrialPruned:
-            pass
-    return out
+    record = {"meta": meta, **summary, "recipe": recipe.to_dict(), "reference_recipe": reference.to_dict(),
+              "teachers_top1": teacher_scores(recipe), "targets": protocol.targets(summary, summary["median_trial_seconds"]),
+              "draws": [{"name": n, "layout": kinds[n], "spec": specs[n].to_dict()} for n in names
+                        if kinds[n] != "preset"],
+              "runs": [{k: v for k, v in r.items() if k not in ("spec", "recipe_config")}
+                       for r in [*short_rows, *ref_rows] if r]}
+    out = args.out or "proxy_fidelity"
+    (RESULTS / f"{out}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (RESULTS / f"{out}.md").write_text("\n".join(protocol.report(record, args.workers)) + "\n")
+    print(json.dumps({k: record[k] for k in ("tau_short_seeds", "tau_short_reference", "reference_complete",
+                                              "preset_order_swaps_total", "min_multiple_of_chance")}), flush=True)
 
 
 def write(kind: str, meta: dict, rows: list[dict], summary: dict, table: list[str], out: str | None = None) -> None:
@@ -176,15 +159,14 @@ def main() -> None:
     parser.add_argument("kind", choices=["spread", "gain", "fidelity"])
     parser.add_argument("--presets", nargs="+", choices=preset_names())
     parser.add_argument("--recipe", default="cpu-tiny")
-    parser.add_argument("--long-recipe", default="cpu-small")
-    parser.add_argument("--samples", type=int, default=4, help="fidelity: random hybrid architectures added")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference-recipe", default="cpu-small", help="fidelity: the >= 10x reference")
+    parser.add_argument("--draws", type=int, default=14, help="fidelity: draws of spaces/hybrid.yaml added")
+    parser.add_argument("--per-layout", type=int, default=2, help="fidelity: the fewest draws of each layout")
+    parser.add_argument("--seed", type=int, default=0, help="fidelity: the draws' sampler seed")
     parser.add_argument("--workers", type=int, default=2, help="fidelity: trainings at a time (each on the recipe's threads)")
+    parser.add_argument("--short-only", action="store_true", help="fidelity: train the short runs only")
     parser.add_argument("--from-log", action="store_true",
-                        help="fidelity: train nothing; report the variants whose runs are all in the log")
-    parser.add_argument("--long-kd-lambda", type=kd_lambda_arg,
-                        help="fidelity: the long reinforced run's lambda instead of its recipe's (e.g. 0.75, "
-                             "MobileCLIP-B's), so that long-trained students can pass the teachers")
+                        help="fidelity: train nothing; report what the run log holds")
     parser.add_argument("--out", help="results name in benchmarks/results/ (default proxy_<kind>)")
     args = parser.parse_args()
     recipe = load_recipe(args.recipe)
@@ -218,44 +200,7 @@ def main() -> None:
         summary = {"steps": recipe.train.steps, "mean_gain_top1": statistics.mean(gains), "gains": dict(zip(names, gains))}
         write("gain", meta, rows, summary, table, args.out)
     else:
-        from findings_common import score_all  # imports this module lazily in its workers
-
-        long_recipe = load_recipe(args.long_recipe)
-        archs = [(n, get_preset(n)) for n in (args.presets or ["mobileclip_s0", "mobileclip_s1", "mobileclip_b", "vitamin_s"])]
-        archs += hybrid_samples(args.samples, args.seed)
-        long_reinforced = long_recipe if args.long_kd_lambda is None else with_kd_lambda(long_recipe, args.long_kd_lambda)
-        variants = (("reinforced", recipe, long_reinforced), ("plain", plain(recipe), plain(long_recipe)))
-        # Reinforced first: an interrupted run has the headline pair before the plain one.
-        jobs = [(n, s, r) for _, short, long in variants for r in (short, long) for n, s in archs]
-        if args.from_log:  # report what the log holds; a variant with a run missing is listed, not scored
-            log = _done()
-            found = [recorded(*job, done=log) for job in jobs]
-        else:
-            found = score_all(jobs, args.workers)
-            log = _done()  # read the run log once, after every training
-        k = len(archs)
-        summary = {"architectures": [n for n, _ in archs], "short_recipe": recipe.name, "long_recipe": long_recipe.name}
-        if long_reinforced is not long_recipe:
-            summary["long_reinforced_recipe"] = long_reinforced.name
-        for i, (label, _, _) in enumerate(variants):
-            part = found[2 * i * k:(2 * i + 2) * k]
-            if any(row is None for row in part):
-                summary.setdefault("missing", {})[label] = [
-                    f"{n} ({r.name})" for (n, _, r), row in zip(jobs[2 * i * k:(2 * i + 2) * k], part) if row is None]
-                values = [row and row["zeroshot_top1"] for row in part]
-                summary.setdefault("partial", {})[label] = {"short": values[:k], "long": values[k:]}
-                continue
-            a, b = [row["zeroshot_top1"] for row in part[:k]], [row["zeroshot_top1"] for row in part[k:]]
-            summary[label] = {"kendall_tau": kendall_tau(a, b), "short": a, "long": b}
-        if "reinforced" in summary and "plain" in summary:
-            # The plain long run has no teacher ceiling: how the reinforced short score ranks against it.
-            summary["reinforced_short_vs_plain_long"] = kendall_tau(summary["reinforced"]["short"], summary["plain"]["long"])
-        logged = list(log.values())
-        summary["seed_repeatability"] = seed_repeatability(logged)
-        names, recipes = set(summary["architectures"]), {r.name for _, short, long in variants for r in (short, long)}
-        rows = [r for r in logged if r["arch"] in names and r["recipe"] in recipes]
-        write("fidelity", meta, rows, summary, fidelity_table(summary), args.out)
-
+        fidelity(args, recipe, meta)
 
 if __name__ == "__main__":
     main()

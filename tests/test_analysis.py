@@ -233,10 +233,12 @@ def test_fidelity_file_errors_name_the_file_and_the_producer(tmp_path):
                                         r"`python benchmarks/proxy_scores.py fidelity`"):
         load_fidelity(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"summary": {"architectures": ["a", "b"],
-                                           "plain": {"kendall_tau": 1.0, "short": [1, 2], "long": [1]}}}))
-    with pytest.raises(UserError, match=r"bad.json: summary.plain: short and long need one score per architecture"):
+    bad.write_text(json.dumps({"summary": {"architectures": ["a", "b"]}}))  # the first protocol's format
+    with pytest.raises(UserError, match=r"bad.json: not a result of .*: meta: Field required; architectures: "):
         load_fidelity(bad)
-    bad.write_text("{}")
-    with pytest.raises(UserError, match=r"bad.json: not a result of .*KeyError"):
+    bad.write_text("[]")
+    with pytest.raises(UserError, match=r"bad.json: not a result of .*a JSON object is expected"):
+        load_fidelity(bad)
+    bad.write_text("{")
+    with pytest.raises(UserError, match=r"bad.json: not JSON"):
         load_fidelity(bad)

@@ -48,20 +48,24 @@ def test_pareto_notebook_runs_on_a_small_study(tmp_path, monkeypatch):
 
 
 def fidelity_result(path: Path) -> Path:
-    """A small result in the format `benchmarks/proxy_scores.py fidelity` writes (its `write`)."""
+    """A small result in the format `benchmarks/proxy_scores.py fidelity` writes (proxy_fidelity.summarise)."""
     names = ["mobileclip_s0", "mobileclip_s1", "mobileclip_b", "vitamin_s", "hybrid-s0-0", "hybrid-s0-3"]
-    runs = [{"arch": n, "recipe": r, "layout": "R2 @64 | text R x64", "zeroshot_top1": 20.0 + i}
-            for i, n in enumerate(names) for r in ("cpu-tiny", "cpu-small", "cpu-tiny-plain", "cpu-small-plain")]
+    short = [[20, 21], [25, 24], [31, 30], [28, 29], [22, 23], [24, 22]]
+    reference = [[30, 31], [36, 37], [45, 44], [40, 41], [31, 33], [None, None]]
+    table = [{"arch": n, "kind": "preset" if i < 4 else "vit", "layout": "R2 @64 | text R x64", "params_m": 10.0 + i,
+              "gmacs": 1.0 + i, "short": s, "reference": r, "reference_mean": None if r[0] is None else sum(r) / 2,
+              "multiple_of_chance": min(s) / (100 / 64)}
+             for i, (n, s, r) in enumerate(zip(names, short, reference))]
+    targets = {"tau_short_seeds": {"target": ">= 0.8", "value": 0.733, "met": False},
+               "tau_short_reference": {"target": ">= 0.8", "value": 0.8, "met": None}}
     path.write_text(json.dumps({
-        "meta": {"date": "2026-01-02", "command": "python benchmarks/proxy_scores.py fidelity --samples 2",
-                 "machine": {"cpu": "test", "threads": 1, "versions": {"torch": "2.14.1"}},
-                 "recipe": {"name": "cpu-tiny"}},
-        "summary": {"architectures": names,
-                    "reinforced": {"kendall_tau": 0.733, "short": [20, 25, 31, 28, 22, 24],
-                                   "long": [30, 36, 45, 40, 31, 33]},
-                    "plain": {"kendall_tau": 0.467, "short": [18, 22, 25, 26, 21, 19],
-                              "long": [28, 30, 41, 36, 31, 29]}},
-        "runs": runs}, indent=2))
+        "meta": {"date": "2026-01-02", "command": "python benchmarks/proxy_scores.py fidelity",
+                 "machine": {"cpu": "test", "threads": 1, "libraries": {"torch": "2.14.1"}}},
+        "architectures": names, "table": table, "tau_short_seeds": 0.733, "tau_reference_seeds": 0.9,
+        "tau_short_reference": 0.8, "tau_short_reference_ci": [0.2, 1.0], "tau_params": 0.6, "tau_gmacs": 0.6,
+        "reference_complete": 5, "min_multiple_of_chance": 12.8, "preset_order_swaps_total": {"seed0": 1.0},
+        "median_trial_seconds": 70.0, "teachers_top1": [86.8, 94.4], "recipe": {"name": "cpu-tiny"},
+        "reference_recipe": {"name": "cpu-small"}, "targets": targets}, indent=2))
     return path
 
 
@@ -69,8 +73,10 @@ def test_proxy_fidelity_notebook_runs_on_a_small_result(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSEARCH_FIDELITY_JSON", str(fidelity_result(tmp_path / "proxy_fidelity.json")))
     outputs = execute("proxy_fidelity")
     printed = "".join(o.text for o in outputs if o.output_type == "stream")
-    assert "short recipe cpu-tiny, long recipe cpu-small, 6 architectures" in printed
-    assert "reinforced: Kendall tau 0.73" in printed and "plain: Kendall tau 0.47" in printed
+    assert "short recipe cpu-tiny, reference cpu-small, 6 architectures, reference run for 5" in printed
+    assert "tau short seed 0 vs seed 1: 0.73" in printed
+    assert "tau short vs reference: 0.80 [0.20, 1.00]; params 0.60, GMACs 0.60" in printed
+    assert "tau_short_reference: 0.8 (target >= 0.8): not measured yet" in printed
     assert _kinds(outputs).count("image/png") == 1
 
 

@@ -1,9 +1,10 @@
-"""The proxy benchmarks' own logic (benchmarks/proxy_scores.py, proxy_throughput.py); nothing here
-trains or times a model."""
+"""The proxy benchmarks' own logic (benchmarks/proxy_scores.py, proxy_fidelity.py, proxy_levers.py,
+proxy_throughput.py); nothing here trains or times a model."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -12,31 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 scores = importlib.import_module("proxy_scores")
 throughput = importlib.import_module("proxy_throughput")
-
-
-def test_seed_repeatability_pairs_the_seeds_of_each_architecture_and_recipe():
-    rows = [{"arch": arch, "recipe": recipe + suffix, "zeroshot_top1": value}
-            for arch, recipe, values in (("a", "r", (1, 2, 3)), ("b", "r", (2, 3, 1)), ("c", "r", (3, 1, 2)),
-                                         ("d", "r-textdepth1", (4, 4, 4)), ("e", "r", (9, 9)))
-            for suffix, value in zip(("", "-seed1", "-seed2"), values)]
-    result = scores.seed_repeatability(rows)
-    assert result["items"] == ["a (r)", "b (r)", "c (r)", "d (r-textdepth1)"]  # e lacks seed 2
-    # seed 0 ranks a<b<c<d; seed 1 c<a<b<d: of the 6 pairs, 4 agree, 2 do not -> tau 1/3
-    assert result["kendall_tau_between_seeds"]["0-1"] == pytest.approx(1 / 3)
-    assert result["mean_seed_sd_top1"] == pytest.approx(3 / 4)
-    assert scores.seed_repeatability(rows[:6])["items"] == []
-
-
-def test_fidelity_table_lists_every_architecture_and_both_taus():
-    summary = {"architectures": ["a", "b"], "short_recipe": "cpu-tiny", "long_recipe": "cpu-small",
-               "reinforced": {"kendall_tau": 1.0, "short": [1.0, 2.0], "long": [3.0, 4.0]},
-               "plain": {"kendall_tau": -1.0, "short": [2.0, 1.0], "long": [3.0, 4.0]},
-               "seed_repeatability": {"items": []}}
-    lines = scores.fidelity_table(summary)
-    assert lines[0] == "| arch | cpu-tiny reinforced | cpu-small reinforced | cpu-tiny plain | cpu-small plain |"
-    assert lines[2:4] == ["| a | 1.0 | 3.0 | 2.0 | 3.0 |", "| b | 2.0 | 4.0 | 1.0 | 4.0 |"]
-    assert "- reinforced: Kendall tau (cpu-tiny vs cpu-small) = 1.00" in lines
-    assert "- plain: Kendall tau (cpu-tiny vs cpu-small) = -1.00" in lines
+protocol = importlib.import_module("proxy_fidelity")
 
 
 @pytest.mark.parametrize("op, group", [
@@ -47,38 +24,6 @@ def test_fidelity_table_lists_every_architecture_and_both_taus():
 ])
 def test_profiler_ops_fall_into_their_group(op, group):
     assert throughput.op_group(op) == group
-
-
-def test_fidelity_table_marks_a_variant_not_run_yet():
-    summary = {"architectures": ["a"], "short_recipe": "s", "long_recipe": "l",
-               "reinforced": {"kendall_tau": 0.5, "short": [1.0], "long": [2.0]},
-               "missing": {"plain": ["a (l-plain)"]}, "partial": {"plain": {"short": [3.0], "long": [None]}},
-               "seed_repeatability": {"items": []}}
-    lines = scores.fidelity_table(summary)
-    assert lines[2] == "| a | 1.0 | 2.0 | 3.0 | not run |"
-    assert "- plain: not measured yet; missing a (l-plain)" in lines
-
-
-def test_long_kd_lambda_renames_the_recipe_and_changes_lambda_alone():
-    base = scores.load_recipe("cpu-small")
-    changed = scores.with_kd_lambda(base, 0.75)
-    assert changed.name == "cpu-small-kd0.75" and changed.loss.kd_lambda == 0.75
-    assert {**changed.to_dict(), "name": base.name, "loss": base.to_dict()["loss"]} == base.to_dict()
-    with pytest.raises(Exception, match="kd_lambda"):
-        scores.with_kd_lambda(base, 1.5)
-
-
-def test_fidelity_table_names_the_long_reinforced_recipe_where_it_differs():
-    summary = {"architectures": ["a", "b"], "short_recipe": "cpu-tiny", "long_recipe": "cpu-small",
-               "long_reinforced_recipe": "cpu-small-kd0.75",
-               "reinforced": {"kendall_tau": 1.0, "short": [1.0, 2.0], "long": [3.0, 4.0]},
-               "plain": {"kendall_tau": -1.0, "short": [2.0, 1.0], "long": [3.0, 4.0]},
-               "reinforced_short_vs_plain_long": 1.0, "seed_repeatability": {"items": []}}
-    lines = scores.fidelity_table(summary)
-    assert lines[0] == "| arch | cpu-tiny reinforced | cpu-small-kd0.75 reinforced | cpu-tiny plain | cpu-small plain |"
-    assert "- reinforced: Kendall tau (cpu-tiny vs cpu-small-kd0.75) = 1.00" in lines
-    assert "- plain: Kendall tau (cpu-tiny vs cpu-small) = -1.00" in lines
-    assert "- reinforced cpu-tiny vs plain cpu-small (no teacher ceiling on the long run): Kendall tau = 1.00" in lines
 
 
 def test_proxy_levers_are_validated_recipes_and_their_screen_figures_follow_the_runs():
@@ -115,3 +60,110 @@ def test_proxy_levers_are_validated_recipes_and_their_screen_figures_follow_the_
     assert loss["preset_order_swaps"]["seed1"] == {"MobileCLIP": 3.0, "ViTamin": 1.5}
     unscored = [{**r, "train_loss_tail": None} for r in rows]  # runs logged before the score existed
     assert "neg_train_loss_tail" not in levers.summarise("default", varied, names, unscored, [0, 1], costs)
+
+
+def test_protocol_draws_are_fixed_by_the_seed_and_hold_every_layout_twice():
+    from collections import Counter
+
+    from archsearch.space import load_space
+
+    draws = protocol.protocol_draws(14, seed=0, per_layout=2)
+    assert len(draws) == 14 and len({name for name, _, _ in draws}) == 14
+    layouts = Counter(layout for _, layout, _ in draws)
+    assert set(layouts) == set(load_space("hybrid").file.image.layouts) and min(layouts.values()) >= 2
+    again = protocol.protocol_draws(14, seed=0, per_layout=2)
+    assert [(n, s.to_dict()) for n, _, s in again] == [(n, s.to_dict()) for n, _, s in draws]
+    assert [n for n, _, _ in protocol.protocol_draws(14, seed=1)] != [n for n, _, _ in draws] or \
+        [s.to_dict() for _, _, s in protocol.protocol_draws(14, seed=1)] != [s.to_dict() for _, _, s in draws]
+    # a quota the count cannot hold is refused, not silently shrunk
+    with pytest.raises(ValueError, match="cannot hold 3 of each of 5 layouts"):
+        protocol.protocol_draws(14, seed=0, per_layout=3)
+
+
+def test_reference_recipe_must_be_ten_times_longer_with_the_same_loss_and_no_smaller_scale():
+    short, reference = scores.load_recipe("cpu-tiny"), scores.load_recipe("cpu-small")
+    protocol.check_reference(short, reference)  # the shipped pair fits
+    with pytest.raises(ValueError, match=r"train.steps 400 < 10 x 80"):
+        protocol.check_reference(short, reference.model_copy(
+            update={"train": reference.train.model_copy(update={"steps": 400})}))
+    with pytest.raises(ValueError, match=r"loss .*differs"):
+        protocol.check_reference(short, scores.plain(reference))
+    with pytest.raises(ValueError, match=r"scale.resolution 32 < the short recipe's 64"):
+        protocol.check_reference(short, reference.model_copy(
+            update={"scale": reference.scale.model_copy(update={"resolution": 32})}))
+
+
+def _protocol_inputs(reference_missing: int = 0):
+    names = ["mobileclip_s0", "mobileclip_s1", "mobileclip_s2", "mobileclip_b", "vitamin_s", "vitamin_b", "d1", "d2"]
+    kinds = {n: "preset" if n.startswith(("mob", "vit")) else "vit" for n in names}
+    costs = {n: {"params_m": 10.0 + i, "gmacs": 1.0 + (i % 3), "layout": "A2 @64 | text A x64"}
+             for i, n in enumerate(names)}
+    short = {n: [10.0 + i, 10.5 + i] for i, n in enumerate(names)}  # papers' order, both seeds
+    short["d2"] = [11.2, 11.7]  # d2 ranks low at both seeds, between S1 and S2
+    reference = {n: [40.0 + 2 * i, 41.0 + 2 * i] for i, n in enumerate(names)}
+    for n in names[len(names) - reference_missing:]:
+        reference[n] = [None, None]
+    extra = {"vitamin_l": [30.0, 3.0]}  # ViTamin-L in order at seed 0, last at seed 1
+    loss = {n: [8.0 - 0.1 * i, 8.1 - 0.1 * i] for i, n in enumerate(names)}
+    return names, kinds, costs, short, reference, extra, loss
+
+
+def test_protocol_figures_follow_the_scores():
+    from scipy.stats import kendalltau
+
+    names, kinds, costs, short, reference, extra, loss = _protocol_inputs()
+    out = protocol.summarise(names, kinds, costs, short, reference, extra, loss)
+    s0 = [short[n][0] for n in names]
+    mean = [sum(reference[n]) / 2 for n in names]
+    assert out["tau_short_reference"] == pytest.approx(kendalltau(s0, mean).statistic)
+    assert out["tau_short_seeds"] == pytest.approx(1.0)  # d2 moves alike at both seeds
+    assert out["tau_reference_seeds"] == pytest.approx(1.0)
+    assert out["tau_params"] == pytest.approx(1.0) and out["tau_gmacs"] < 0.5
+    low, high = out["tau_short_reference_ci"]
+    assert low <= out["tau_short_reference"] <= high
+    assert out["reference_complete"] == 8 and out["best_reference_top1"] == 41.0 + 14
+    assert out["preset_order_swaps_total"] == {"seed0": 0.0, "seed1": 2.0}  # L below S and B at seed 1
+    assert out["min_multiple_of_chance"] == pytest.approx(10.0 / (100 / 64))
+    assert out["tau_short_loss_tail_seeds"] == pytest.approx(1.0)
+    assert [row["arch"] for row in out["table"]] == names and out["table"][0]["reference_mean"] == 40.5
+    met = protocol.targets(out, 80.0)
+    assert met["tau_short_seeds"]["met"] and met["median_trial_seconds"]["met"]
+    assert met["preset_order_swaps"] == {**met["preset_order_swaps"], "value": 2.0, "met": False}
+    assert met["tau_short_reference"]["baseline"] == pytest.approx(1.0)
+    assert met["tau_short_reference"]["met"] is False  # not 0.15 above the params baseline
+
+
+def test_protocol_with_a_partial_reference_reports_its_n_and_leaves_the_target_open():
+    names, kinds, costs, short, reference, extra, loss = _protocol_inputs(reference_missing=3)
+    out = protocol.summarise(names, kinds, costs, short, reference, extra, loss)
+    assert out["reference_complete"] == 5 and out["table"][-1]["reference_mean"] is None
+    assert out["tau_short_reference"] == pytest.approx(1.0)  # over the 5 with a reference
+    assert protocol.targets(out, 120.0)["tau_short_reference"]["met"] is None
+    none = protocol.summarise(names, kinds, costs, short, {n: [None, None] for n in names}, extra, loss)
+    assert none["tau_short_reference"] is None and none["tau_reference_seeds"] is None
+
+
+def test_protocol_report_names_every_architecture_and_the_partial_reference(tmp_path):
+    from archsearch.analysis.fidelity import load_fidelity
+
+    names, kinds, costs, short, reference, extra, loss = _protocol_inputs(reference_missing=3)
+    summary = protocol.summarise(names, kinds, costs, short, reference, extra, loss)
+    summary["median_trial_seconds"] = 95.0
+    tiny, small = scores.load_recipe("cpu-tiny"), scores.load_recipe("cpu-small")
+    machine = {"cpu": "test cpu", "threads": 1, "libraries": {"torch": "2.14.1"}}
+    record = {"meta": {"date": "2026-12-06", "command": "python benchmarks/proxy_scores.py fidelity",
+                       "machine": machine}, **summary, "recipe": tiny.to_dict(), "reference_recipe": small.to_dict(),
+              "teachers_top1": [86.8, 94.4], "targets": protocol.targets(summary, 95.0),
+              "draws": [{"name": "d1", "layout": "vit"}, {"name": "d2", "layout": "vit"}]}
+    lines = protocol.report(record, workers=2)
+    text = "\n".join(lines)
+    assert all(f"| {n} |" in text for n in names)
+    assert "tau(short seed 0, reference mean), n = 5 of 8: 1.00" in text
+    assert "| median_trial_seconds | <= 90 (1 thread) | 95.0 | no |" in text
+    assert "The reference has run for 5 of 8 architectures" in text
+    # the analysis room reads the same record (what the notebook plots)
+    path = tmp_path / "proxy_fidelity.json"
+    path.write_text(json.dumps(record))
+    fidelity = load_fidelity(path)
+    assert [r.arch for r in fidelity.with_reference] == names[:5]
+    assert fidelity.short_recipe == "cpu-tiny" and fidelity.reference_name == "cpu-small"

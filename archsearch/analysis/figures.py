@@ -72,24 +72,34 @@ def mixer_figure(groups: Sequence[MixerGroup], title: str) -> Figure:
 
 
 def fidelity_figure(fidelity: Fidelity) -> Figure:
-    """Short- against long-recipe scores, one panel per variant, with Kendall's tau: how far the
-    cheap proxy's ranking can be trusted."""
-    fig = new_figure((6.0 * len(fidelity.variants), 5.5))
-    axes = fig.subplots(1, len(fidelity.variants), squeeze=False)[0]
-    for i, (ax, variant) in enumerate(zip(axes, fidelity.variants)):
-        ax.scatter(variant.short, variant.long, s=36, color=PALETTE[i % len(PALETTE)], edgecolors="white",
-                   linewidths=0.5, zorder=3)
-        ax.set_title(f"{variant.label}: Kendall tau = {variant.kendall_tau:.2f}", fontsize=11)
-        ax.set_xlabel(f"zero-shot top-1, short proxy {fidelity.short_recipe} (%)")
-        ax.set_ylabel(f"zero-shot top-1, long proxy {fidelity.long_recipe} (%)")
+    """The short proxy against itself at another seed, and against the 10x reference (seed mean), each
+    with Kendall's tau: how far the cheap proxy's ranking can be trusted."""
+    fig = new_figure((12.0, 5.5))
+    seeds_ax, ref_ax = fig.subplots(1, 2)
+    rows, referenced = fidelity.table, fidelity.with_reference
+    panels = [(seeds_ax, rows, [(r.short[0], r.short[1]) for r in rows],
+               f"seed 0 vs seed 1: Kendall tau = {fidelity.tau_short_seeds:.2f}",
+               f"{fidelity.short_recipe}, student seed 1 (%)"),
+              (ref_ax, referenced, [(r.short[0], r.reference_mean) for r in referenced],
+               "vs reference: " + (f"Kendall tau = {fidelity.tau_short_reference:.2f} "
+                                   f"[{fidelity.tau_short_reference_ci[0]:.2f}, {fidelity.tau_short_reference_ci[1]:.2f}]"
+                                   if fidelity.tau_short_reference is not None else "not measured yet")
+               + f" ({len(referenced)} of {len(rows)})",
+               f"{fidelity.reference_name}, mean of seeds 0 and 1 (%)")]
+    for i, (ax, _, xy, title, ylabel) in enumerate(panels):
+        if xy:
+            ax.scatter(*zip(*xy), s=36, color=PALETTE[i % len(PALETTE)], edgecolors="white", linewidths=0.5,
+                       zorder=3)
+        ax.set_title(title, fontsize=11)
+        ax.set_xlabel(f"zero-shot top-1, {fidelity.short_recipe}, student seed 0 (%)")
+        ax.set_ylabel(f"zero-shot top-1, {ylabel}")
         ax.grid(True, color="0.9", linewidth=0.6)
         ax.margins(0.15)
-    fig.suptitle(f"Proxy fidelity: short vs long recipe over {len(fidelity.architectures)} architectures"
-                 + (f" ({fidelity.date})" if fidelity.date else ""), fontsize=12, x=0.01, ha="left")
+    fig.suptitle(f"Proxy fidelity over {len(rows)} architectures" + (f" ({fidelity.date})" if fidelity.date else ""),
+                 fontsize=12, x=0.01, ha="left")
     fig.tight_layout()
-    for ax, variant in zip(axes, fidelity.variants):
-        xy = list(zip(variant.short, variant.long))
-        names = [preset_label(n) for n in fidelity.architectures]  # presets by their papers' names
+    for ax, members, xy, _, _ in panels:
+        names = [preset_label(r.arch) for r in members]  # presets by their papers' names
         place_labels(ax, [Label(n, x, y) for n, (x, y) in zip(names, xy)], marker_boxes(ax, xy),
                      fontsize=7.5, color="0.1")
     return fig

@@ -1,0 +1,220 @@
+"""The proxy-fidelity protocol: does the short proxy rank 20 architectures as a 10x longer training does?
+
+- Architectures: the presets of spaces/hybrid.yaml plus draws from it with a fixed seed, at least
+  `per_layout` of each of its layouts (the draws are listed in the result).
+- Short runs: the default recipe exactly as a sweep runs it, at student seeds 0 and 1. MobileCLIP
+  and ViTamin variants outside the space (ViTamin-L) are run short too, for the papers' order only.
+- Reference runs: a recipe with >= 10x the short optimiser steps, the same loss, lambda, data and
+  teachers, at the same proxy scale or larger (checked), at seeds 0 and 1, averaged.
+- Figures: tau(short seed 0, short seed 1), tau(reference seed 0, seed 1), tau(short seed 0,
+  reference mean) with its bootstrap 95% interval over architectures, the same tau for two free
+  baselines (image+text params and GMACs of the full-size spec), the papers' order of the
+  published variants, the lowest short score as a multiple of chance and the median trial time.
+
+The reference costs 10x the short runs (hours of CPU), so the trainings go in an order that makes
+a partial run useful: every short run first, then the reference of one architecture at a time
+(both seeds side by side), cheapest first by its short run's time. Every training is appended to
+results/proxy_runs.jsonl; a rerun resumes, and `--from-log` reports what the log holds, with the
+number of architectures each figure rests on.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+import optuna
+
+from archsearch.analysis.ranking import (
+    PUBLISHED_PRESETS, kendall_tau, multiple_of_chance, preset_order_swaps, tau_bootstrap_ci,
+)
+from archsearch.data.scenes import class_names
+from archsearch.proxy.recipe import Recipe
+from archsearch.space import load_space
+from archsearch.spec import get_preset
+from archsearch.spec.arch import ArchSpec, layout_summary
+
+SPACE = "hybrid"
+SEEDS = (0, 1)
+MIN_STEP_RATIO = 10
+SCALE_FIELDS = ("resolution", "width_mult", "depth_mult", "text_width_mult", "text_depth_mult", "context_length")
+
+
+def protocol_draws(count: int = 14, seed: int = 0, per_layout: int = 2,
+                   space_name: str = SPACE) -> list[tuple[str, str, ArchSpec]]:
+    """(name, layout, spec) of `count` random draws of the space, at least `per_layout` of each layout.
+
+    Draws come from Optuna's RandomSampler at `seed`, in order; a draw is skipped only when taking
+    it would leave too few places for the layouts still short of their quota, so the list is fixed
+    by the seed alone."""
+    space = load_space(space_name)
+    layouts = list(space.file.image.layouts)
+    if count < per_layout * len(layouts):
+        raise ValueError(f"{count} draws cannot hold {per_layout} of each of {len(layouts)} layouts")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    taken: Counter[str] = Counter()
+    out: list[tuple[str, str, ArchSpec]] = []
+    while len(out) < count:
+        trial = study.ask()
+        try:
+            spec = space.sample(trial)
+        except optuna.TrialPruned:
+            continue
+        layout = trial.params["image.layout"]
+        short_after = sum(max(0, per_layout - taken[name] - (name == layout)) for name in layouts)
+        if short_after > count - len(out) - 1:
+            continue
+        taken[layout] += 1
+        out.append((f"{space_name}-s{seed}-{trial.number}", layout, spec))
+    return out
+
+
+def architectures(draws: int, seed: int, per_layout: int) -> list[tuple[str, str, ArchSpec]]:
+    """The space's presets, then its draws: (name, kind, spec), kind 'preset' or the draw's layout."""
+    space = load_space(SPACE)
+    presets = [(name, "preset", get_preset(name)) for name in space.file.presets]
+    return presets + protocol_draws(draws, seed, per_layout)
+
+
+def check_reference(short: Recipe, reference: Recipe) -> None:
+    """The protocol's conditions on the reference recipe, as one clear error naming the field."""
+    problems = []
+    if reference.train.steps < MIN_STEP_RATIO * short.train.steps:
+        problems.append(f"train.steps {reference.train.steps} < {MIN_STEP_RATIO} x {short.train.steps}")
+    if reference.loss != short.loss:
+        problems.append(f"loss {reference.loss.model_dump()} differs from {short.loss.model_dump()}")
+    if reference.data != short.data:
+        problems.append("data (store and teachers) differs")
+    for field in SCALE_FIELDS:
+        a, b = getattr(short.scale, field), getattr(reference.scale, field)
+        if a is not None and (b is not None and b < a):
+            problems.append(f"scale.{field} {b} < the short recipe's {a}")
+    if problems:
+        raise ValueError(f"reference recipe {reference.name!r} does not fit the protocol: {'; '.join(problems)}")
+
+
+def _tau_or_none(a: list[float], b: list[float]) -> float | None:
+    return kendall_tau(a, b) if len(a) >= 2 else None
+
+
+def summarise(names: list[str], kinds: dict[str, str], costs: dict[str, dict], short: dict[str, list],
+              reference: dict[str, list], extra_short: dict[str, list], loss_tail: dict[str, list]) -> dict:
+    """The protocol's figures from per-architecture score lists (seed 0, seed 1; None where not run).
+
+    `short` and `reference` map each of the protocol's architectures to its zero-shot top-1 per
+    seed; `extra_short` holds published variants outside the space (papers' order only);
+    `loss_tail` the short runs' last-quarter training loss per seed (lower is better)."""
+    chance = len(class_names())
+    complete = [n for n in names if None not in reference[n]]
+    ref_mean = {n: statistics.fmean(reference[n]) for n in complete}
+    table = []
+    for n in names:
+        table.append({"arch": n, "kind": kinds[n], "layout": costs[n]["layout"], "params_m": costs[n]["params_m"],
+                      "gmacs": costs[n]["gmacs"], "short": short[n], "reference": reference[n],
+                      "reference_mean": ref_mean.get(n), "short_loss_tail": loss_tail[n],
+                      "multiple_of_chance": min(multiple_of_chance(v, chance) for v in short[n])})
+    s0 = [short[n][0] for n in names]
+    published = {**short, **extra_short}
+    swaps = {f"seed{s}": preset_order_swaps({n: published[n][i] for n in PUBLISHED_PRESETS if n in published})
+             for i, s in enumerate(SEEDS)}
+    out = {
+        "architectures": names,
+        "tau_short_seeds": kendall_tau(s0, [short[n][1] for n in names]),
+        "tau_short_seeds_ci": tau_bootstrap_ci(s0, [short[n][1] for n in names]),
+        "tau_reference_seeds": _tau_or_none([reference[n][0] for n in complete], [reference[n][1] for n in complete]),
+        "tau_short_reference": None, "tau_short_reference_ci": None, "tau_params": None, "tau_gmacs": None,
+        "reference_complete": len(complete),
+        "min_multiple_of_chance": min(row["multiple_of_chance"] for row in table),
+        "preset_order_swaps": swaps,
+        "preset_order_swaps_total": {k: sum(v.values()) for k, v in swaps.items()},
+        "tau_short_loss_tail_seeds": kendall_tau([-loss_tail[n][0] for n in names], [-loss_tail[n][1] for n in names]),
+        "table": table,
+    }
+    if len(complete) >= 3:
+        mean = [ref_mean[n] for n in complete]
+        out["tau_short_reference"] = kendall_tau([short[n][0] for n in complete], mean)
+        out["tau_short_reference_ci"] = tau_bootstrap_ci([short[n][0] for n in complete], mean)
+        out["tau_params"] = kendall_tau([costs[n]["params_m"] for n in complete], mean)
+        out["tau_gmacs"] = kendall_tau([costs[n]["gmacs"] for n in complete], mean)
+        out["tau_short_loss_tail_reference"] = kendall_tau([-loss_tail[n][0] for n in complete], mean)
+        out["best_reference_top1"] = max(max(reference[n]) for n in complete)
+    return out
+
+
+def targets(summary: dict, median_seconds: float) -> dict[str, dict]:
+    """The issue's targets, each with its value and whether it is met (None: not measured yet)."""
+    tau, params, gmacs = summary["tau_short_reference"], summary["tau_params"], summary["tau_gmacs"]
+    full = summary["reference_complete"] == len(summary["architectures"])
+    baseline = None if params is None else max(params, gmacs)
+    swaps = max(summary["preset_order_swaps_total"].values())
+    return {
+        "tau_short_reference": {"target": ">= 0.8 and >= 0.15 above max(tau_params, tau_gmacs), over all 20",
+                                "value": tau, "baseline": baseline,
+                                "met": None if tau is None or not full else tau >= 0.8 and tau - baseline >= 0.15},
+        "tau_short_seeds": {"target": ">= 0.8", "value": summary["tau_short_seeds"],
+                            "met": summary["tau_short_seeds"] >= 0.8},
+        "preset_order_swaps": {"target": "<= 1 over the seven published variants, at each seed", "value": swaps,
+                               "met": swaps <= 1},
+        "min_multiple_of_chance": {"target": ">= 3", "value": summary["min_multiple_of_chance"],
+                                   "met": summary["min_multiple_of_chance"] >= 3},
+        "median_trial_seconds": {"target": "<= 90 (1 thread)", "value": median_seconds, "met": median_seconds <= 90},
+    }
+
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    return "not run" if value is None else f"{value:.{digits}f}"
+
+
+def _ci(ci: list | tuple | None) -> str:
+    return "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def report(record: dict, workers: int) -> list[str]:
+    """proxy_fidelity.md: the per-architecture table, the figures with their n, and the targets."""
+    m, n, k = record["meta"], len(record["architectures"]), record["reference_complete"]
+    short, ref = record["recipe"], record["reference_recipe"]
+    lines = ["# Proxy fidelity: the short proxy against a 10x reference on 20 architectures", "",
+             f"- date: {m['date']}", f"- command: `{m['command']}`",
+             f"- machine: {m['machine']['cpu']}, {m['machine']['threads']} thread(s) per run, {workers} runs at a "
+             f"time, torch {m['machine']['libraries']['torch']}",
+             f"- short: `{short['name']}`, {short['train']['steps']} steps, batch {short['train']['batch_size']}, "
+             f"lr {short['train']['lr']:g}, at {short['scale']['resolution']} px, widths x{short['scale']['width_mult']}",
+             f"- reference: `{ref['name']}`, {ref['train']['steps']} steps (the same data, teachers, loss and scale)",
+             f"- teachers (zero-shot top-1): {', '.join(f'{t:.1f}' for t in record['teachers_top1'])}; best reference "
+             f"student: {_f(record.get('best_reference_top1'))}", "",
+             "| arch | kind | layout | params M | GMACs | short s0, s1 | x chance | loss tail s0, s1 | reference s0, s1 "
+             "| reference mean |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in record["table"]:
+        lines.append(f"| {row['arch']} | {row['kind']} | {row['layout'].replace('|', '/')} | {row['params_m']:.1f} | "
+                     f"{row['gmacs']:.2f} | {', '.join(map(_f, row['short']))} | {row['multiple_of_chance']:.1f} | "
+                     f"{', '.join(_f(v, 3) for v in row['short_loss_tail'])} | "
+                     f"{', '.join(map(_f, row['reference']))} | {_f(row['reference_mean'])} |")
+    swaps = record["preset_order_swaps"]
+    lines += ["", "## Figures", "",
+              f"- tau(short seed 0, short seed 1), n = {n}: {record['tau_short_seeds']:.2f}"
+              f"{_ci(record['tau_short_seeds_ci'])} (top-1); {record['tau_short_loss_tail_seeds']:.2f} "
+              "(minus the last-quarter training loss)",
+              f"- tau(reference seed 0, seed 1), the ceiling, n = {k}: {_f(record['tau_reference_seeds'], 2)}",
+              f"- tau(short seed 0, reference mean), n = {k} of {n}: {_f(record['tau_short_reference'], 2)}"
+              f"{_ci(record['tau_short_reference_ci'])}; by the loss tail "
+              f"{_f(record.get('tau_short_loss_tail_reference'), 2)}",
+              f"- baselines against the reference mean, n = {k}: params {_f(record['tau_params'], 2)}, "
+              f"GMACs {_f(record['tau_gmacs'], 2)}",
+              "- papers' order of the seven published variants (pairs out of order; a tie counts half): "
+              + "; ".join(f"{s}: {', '.join(f'{fam} {v:g}' for fam, v in fam_swaps.items())}"
+                          for s, fam_swaps in swaps.items()),
+              f"- lowest short score: {record['min_multiple_of_chance']:.1f}x chance (64 classes)",
+              f"- median short trial: {record['median_trial_seconds']:.0f} s wall",
+              "", "## Targets", "", "| figure | target | value | met |", "|---|---|---|---|"]
+    for name, t in record["targets"].items():
+        value = t["value"] if not isinstance(t["value"], float) else round(t["value"], 2)
+        met = "not measured yet" if t["met"] is None else "yes" if t["met"] else "no"
+        lines.append(f"| {name} | {t['target']} | {value} | {met} |")
+    if k < n:
+        lines += ["", f"The reference has run for {k} of {n} architectures; they run cheapest first (by the short "
+                  "run's time), so the partial figures lean towards the smaller models."]
+    lines += ["", "Draws of spaces/hybrid.yaml (RandomSampler, seed in the command; spec in the JSON): "
+              + ", ".join(f"{d['name']} ({d['layout']})" for d in record["draws"]) + "."]
+    return lines
