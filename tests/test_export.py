@@ -317,6 +317,8 @@ BAD_EXPORTS = {
                                             "full: not an archsearch export (no export.json)"),
     "out is a file": (["export", "vitamin_s", "--out", "full/notes.txt", "--format", "openclip"],
                       "notes.txt: exists and is not a directory"),
+    "unwritable place": (["export", "mobileclip_s0", "--out", "/proc/nope", "--format", "lightning"],
+                         "--out /proc/nope: cannot write there"),
 }
 
 

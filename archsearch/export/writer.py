@@ -51,6 +51,14 @@ def check_target(out: Path, force: bool) -> None:
         if not (out / MANIFEST).is_file():
             raise UserError(f"{out}: not an archsearch export (no {MANIFEST}); --force replaces only earlier "
                             "exports; allowed: a new or empty directory")
+    try:  # the export is built beside its target, then renamed in: the parent must take a new directory
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".{out.name}.probe-{os.getpid()}"
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write there ({exc.strerror or exc}); allowed: a new or empty "
+                        "directory whose parent is writable") from None
 
 
 @contextmanager
