@@ -283,6 +283,32 @@ def test_a_worker_killed_mid_trial_leaves_nothing_running_and_the_trial_is_retri
     assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 2
 
 
+@pytest.mark.slow
+def test_a_sweep_fails_a_killed_workers_trial_at_once_queues_it_again_and_replaces_the_worker(workdir):
+    recipe = (workdir / "recipe.yaml").read_text().replace("steps: 3,", "steps: 150,")
+    (workdir / "recipe.yaml").write_text(recipe)
+    command = [ARCHSEARCH, "sweep", "--space", "space.yaml", "--recipe", "recipe.yaml", "--latency-threads", "1",
+               "--wandb", "disabled", "--trials", "3", "--workers", "2"]
+    sweep = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = workdir / "runs" / "space-test-tiny" / "trials" / "0" / "log.txt"
+    assert _wait_for(lambda: log.is_file() and "ms (" in log.read_text(), timeout=300), "trial 0 never trained"
+    url = read_study_file(workdir / "runs" / "space-test-tiny")["storage"]
+    victim = int(load_study(url, "space-test-tiny").trials[0].user_attrs["worker"].rpartition(":")[2])
+    os.kill(victim, signal.SIGKILL)
+    out, err = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, out[-3000:] + err[-3000:]
+    assert f"(pid {victim}) was killed by SIGKILL in trial 0; failed and queued again; started a replacement " \
+           "(1 of at most 3)" in out
+    trials = load_study(url, "space-test-tiny").trials
+    killed = trials[0]
+    assert killed.state == TrialState.FAIL and killed.user_attrs["fail_reason"].startswith("worker died: worker ")
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == 0]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == killed.params
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 3  # the budget, on two workers again
+    assert TrialState.RUNNING not in [t.state for t in trials]
+    assert len({t.user_attrs["worker"] for t in trials}) == 3  # the survivor, the victim and its replacement
+
+
 def test_ctrl_c_stops_the_sweep_cleanly_and_the_rerun_runs_the_cut_trial_again(workdir):
     recipe = (workdir / "recipe.yaml").read_text().replace("steps: 3,", "steps: 150,")
     (workdir / "recipe.yaml").write_text(recipe)

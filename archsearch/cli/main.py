@@ -264,17 +264,23 @@ def sweep_command(
     prepare_data(run)
     started = time.monotonic()
 
-    def watch(procs) -> None:
+    def watch(workers) -> None:
         if console.is_terminal:
             with Live(console=console, refresh_per_second=1, transient=False) as live:
-                while any(p.poll() is None for p in procs):
-                    live.update(sweep_view(run.study, trials, started, sum(p.poll() is None for p in procs)))
+                while True:
+                    for event in workers.check():  # before counting: a dead worker may be replaced
+                        live.console.print(f"[bold yellow]{escape(event)}[/bold yellow]")
+                    if not workers.alive:
+                        break
+                    live.update(sweep_view(run.study, trials, started, workers.alive))
                     time.sleep(2)
                 live.update(sweep_view(run.study, trials, started, 0))
             return
         seen = None  # a log: a line per change, since a redrawn frame would print only its last state
         while True:
-            alive = sum(p.poll() is None for p in procs)
+            for event in workers.check():
+                console.print(escape(event), soft_wrap=True)
+            alive = workers.alive
             now = run.study.get_trials(deepcopy=False)
             if (trial_counts(now), alive) != seen:
                 seen = (trial_counts(now), alive)

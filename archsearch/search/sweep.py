@@ -4,8 +4,9 @@ The study is created with the space's presets enqueued first as named trials, so
 ViTamin variants are always points of the front. A rerun of the same command finds the study by
 name, refuses it if its settings changed, queues again the trials an interrupt cut short, and
 continues until the budget is spent; completed trials are never redone. Workers are separate
-processes (`archsearch worker`), so a killed worker loses only its current trial, which its
-heartbeat lets the next trial of any worker queue again.
+processes (`archsearch worker`), so a killed worker loses only its current trial: the parent fails
+and queues it again at once and starts a replacement (`LocalWorkers`); for workers on other
+machines, their heartbeat lets the next trial of any worker queue it again.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from archsearch.search.record import STUDY_CONFIG, STUDY_OBJECTIVES
 from archsearch.search.samplers import EHVI_STARTUP
 from archsearch.search.storage import (RUNS_DIR, default_storage_url, open_storage, redact, run_dir,
                                        supports_heartbeat, write_study_file)
-from archsearch.search.trial import INTERRUPTED
+from archsearch.search.trial import INTERRUPTED, WORKER_DIED, worker_label
 from archsearch.search.worker import STUDY_BUDGET, quiet_libraries
 from archsearch.space.registry import load_space
 from archsearch.spec.presets import get_preset
@@ -182,16 +183,75 @@ def prepare_data(run: SweepRun, progress: bool = True) -> None:
     training_source(recipe)  # renders the source's pixel cache once
 
 
-def start_workers(run: SweepRun, runs: str, wandb: str) -> list[subprocess.Popen]:
-    logs = run.directory / "workers"
-    logs.mkdir(parents=True, exist_ok=True)
-    procs = []
-    for index in range(run.workers):
-        command = [sys.executable, "-m", "archsearch.cli.main", "worker", "--storage", run.storage_url,
-                   "--study", run.study.study_name, "--index", str(index), "--runs", runs, "--wandb", wandb]
-        with (logs / f"worker-{index}.log").open("a") as log:
-            procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-    return procs
+MAX_RESTARTS = 3
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+class LocalWorkers:
+    """The sweep's worker processes, watched by the parent.
+
+    A worker that dies of a signal (SIGKILL, the OOM killer) cannot mark its own trial. The parent
+    sees the exit at once: it fails the trial that worker was running, with the reason, queues it
+    again, and starts a replacement worker with the same index while the budget has work left, at
+    most `max_restarts` times per sweep. Heartbeats remain the safety net for workers on other
+    machines, which no parent watches."""
+
+    def __init__(self, run: SweepRun, runs: str, wandb: str, max_restarts: int = MAX_RESTARTS):
+        self.run, self.runs, self.wandb, self.max_restarts = run, runs, wandb, max_restarts
+        self.logs = run.directory / "workers"
+        self.restarts = 0
+        self.procs: list[subprocess.Popen] = []
+        self._seen: set[int] = set()  # pids whose exit was handled
+
+    def start(self) -> "LocalWorkers":
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.procs = [self._spawn(index) for index in range(self.run.workers)]
+        return self
+
+    def _spawn(self, index: int) -> subprocess.Popen:
+        command = [sys.executable, "-m", "archsearch.cli.main", "worker", "--storage", self.run.storage_url,
+                   "--study", self.run.study.study_name, "--index", str(index), "--runs", self.runs,
+                   "--wandb", self.wandb]
+        with (self.logs / f"worker-{index}.log").open("a") as log:
+            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def alive(self) -> int:
+        return sum(proc.poll() is None for proc in self.procs)
+
+    def check(self) -> list[str]:
+        """Handle workers that died since the last call; returns one line per event for the user."""
+        events = []
+        for index, proc in enumerate(self.procs):
+            code = proc.poll()
+            if code is None or code >= 0 or proc.pid in self._seen:
+                continue  # running, or exited by itself (its trial is marked by the worker)
+            self._seen.add(proc.pid)
+            reason = f"{WORKER_DIED}: worker {index} (pid {proc.pid}) was killed by {_signal_name(code)}"
+            lost = fail_trials_of(self.run.study, proc.pid, reason)
+            line = reason + (f" in trial {', '.join(map(str, lost))}; failed and queued again" if lost else "")
+            from archsearch.search.worker import has_work
+
+            budget = int(self.run.study.user_attrs.get(STUDY_BUDGET, 0))
+            if self.restarts < self.max_restarts and has_work(self.run.study, budget):
+                self.restarts += 1
+                self.procs[index] = self._spawn(index)
+                line += f"; started a replacement ({self.restarts} of at most {self.max_restarts})"
+            events.append(line)
+        return events
+
+    def wait(self) -> list[int]:
+        """Exit codes of the workers now in place (a replaced worker's death was reported by `check`)."""
+        return [proc.wait() for proc in self.procs]
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        stop_workers(self.procs, grace_s)
 
 
 def stop_workers(procs: list[subprocess.Popen], grace_s: float = 30.0) -> None:
@@ -208,11 +268,27 @@ def stop_workers(procs: list[subprocess.Popen], grace_s: float = 30.0) -> None:
             proc.wait()
 
 
-def run_sweep(run: SweepRun, options: SweepOptions, watch: Callable[[list[subprocess.Popen]], None]) -> list[int]:
-    """Run the workers to completion while `watch` shows progress; returns their exit codes."""
-    procs = start_workers(run, options.runs, options.wandb)
+def fail_trials_of(study: optuna.Study, pid: int, reason: str) -> list[int]:
+    """Fail the RUNNING trials of the local worker process `pid` with `reason`, and queue each again."""
+    lost = []
+    storage = study._storage  # noqa: SLF001 - the study's own storage, as optuna.storages.fail_stale_trials uses
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("worker") != worker_label(pid):
+            continue
+        storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)  # noqa: SLF001
+        if storage.set_trial_state_values(t._trial_id, TrialState.FAIL):  # noqa: SLF001
+            attrs = {"retry_of": t.number, **({"preset": t.user_attrs["preset"]} if "preset" in t.user_attrs else {})}
+            study.enqueue_trial(t.params, user_attrs=attrs)
+            lost.append(t.number)
+    return lost
+
+
+def run_sweep(run: SweepRun, options: SweepOptions, watch: Callable[[LocalWorkers], None]) -> list[int]:
+    """Run the workers to completion while `watch` shows progress (and calls their `check` as it
+    polls); returns their exit codes."""
+    workers = LocalWorkers(run, options.runs, options.wandb).start()
     try:
-        watch(procs)
-        return [proc.wait() for proc in procs]
+        watch(workers)
+        return workers.wait()
     finally:
-        stop_workers(procs)
+        workers.stop()

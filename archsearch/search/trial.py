@@ -34,6 +34,12 @@ from archsearch.spec.io import save_spec
 METRIC_KEYS = ("zeroshot_top1", "i2t_r1", "t2i_r1", "i2t_r5", "t2i_r5", "train_seconds", "images_per_second",
                "train_loss_tail")
 INTERRUPTED = "interrupted"
+WORKER_DIED = "worker died"  # the start of the reason a sweep's parent gives a killed worker's trial
+
+
+def worker_label(pid: int) -> str:
+    """How a trial names the process that runs it (its `worker` attribute): host and pid."""
+    return f"{socket.gethostname()}:{pid}"
 
 
 class TrialLog:
@@ -93,7 +99,7 @@ class TrialRunner:
         directory = self.run_dir / "trials" / str(trial.number)
         directory.mkdir(parents=True, exist_ok=True)
         log = TrialLog(directory / "log.txt")
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("worker", worker_label(os.getpid()))
         trial.set_user_attr("dir", f"trials/{trial.number}")
         try:
             return self._run(trial, directory, log)

@@ -22,7 +22,7 @@ from archsearch.search.latency import TableLatency, has_table, table_build_comma
 from archsearch.search.record import STUDY_CONFIG
 from archsearch.search.samplers import EHVI_STARTUP, make_sampler
 from archsearch.search.storage import RUNS_DIR, open_storage, run_dir
-from archsearch.search.trial import INTERRUPTED, TrialRunner
+from archsearch.search.trial import INTERRUPTED, WORKER_DIED, TrialRunner
 
 STUDY_BUDGET = "trials"
 
@@ -40,11 +40,17 @@ class Tally:
     @classmethod
     def of(cls, trials: list[FrozenTrial]) -> "Tally":
         by_state = {state: [t for t in trials if t.state == state] for state in TrialState}
-        own_failures = [t for t in by_state[TrialState.FAIL]
-                        if t.user_attrs.get("fail_reason") not in (None, INTERRUPTED)]
+        own_failures = [t for t in by_state[TrialState.FAIL] if not lost_to_its_worker(t)]
         return cls(done=len(by_state[TrialState.COMPLETE]) + len(by_state[TrialState.PRUNED]) + len(own_failures),
                    running=len(by_state[TrialState.RUNNING]), waiting=len(by_state[TrialState.WAITING]),
                    failed=len(own_failures), lost=len(by_state[TrialState.FAIL]) - len(own_failures))
+
+
+def lost_to_its_worker(trial: FrozenTrial) -> bool:
+    """A failure that says nothing of the architecture: the worker was interrupted, killed (its
+    parent says so), or went silent (a stale heartbeat, which leaves no reason). Queued again."""
+    reason = trial.user_attrs.get("fail_reason")
+    return reason is None or reason == INTERRUPTED or reason.startswith(WORKER_DIED)
 
 
 def has_work(study: optuna.Study, budget: int) -> bool:
