@@ -12,8 +12,8 @@
   published variants, the lowest short score as a multiple of chance and the median trial time.
 
 The reference costs 10x the short runs (hours of CPU), so the trainings go in an order that makes
-a partial run useful: every short run first, then the reference of one architecture at a time
-(both seeds side by side), cheapest first by its short run's time. Every training is appended to
+a partial run useful: every short run first, then the reference at seed 0 for every architecture,
+cheapest first by its short run's time, then at seed 1 in the same order. Every training is appended to
 results/proxy_runs.jsonl; a rerun resumes, and `--from-log` reports what the log holds, with the
 number of architectures each figure rests on.
 """
@@ -131,6 +131,10 @@ def summarise(names: list[str], kinds: dict[str, str], costs: dict[str, dict], s
         "tau_short_loss_tail_seeds": kendall_tau([-loss_tail[n][0] for n in names], [-loss_tail[n][1] for n in names]),
         "table": table,
     }
+    first = [n for n in names if reference[n][0] is not None]
+    out["reference_seed0_complete"] = len(first)
+    out["tau_short_reference_seed0"] = kendall_tau([short[n][0] for n in first], [reference[n][0] for n in first]) \
+        if len(first) >= 3 else None
     if len(complete) >= 3:
         mean = [ref_mean[n] for n in complete]
         out["tau_short_reference"] = kendall_tau([short[n][0] for n in complete], mean)
@@ -200,6 +204,8 @@ def report(record: dict, workers: int) -> list[str]:
               f"- tau(short seed 0, reference mean), n = {k} of {n}: {_f(record['tau_short_reference'], 2)}"
               f"{_ci(record['tau_short_reference_ci'])}; by the loss tail "
               f"{_f(record.get('tau_short_loss_tail_reference'), 2)}",
+              f"- interim, tau(short seed 0, reference seed 0), n = {record['reference_seed0_complete']} of {n}: "
+              f"{_f(record['tau_short_reference_seed0'], 2)}",
               f"- baselines against the reference mean, n = {k}: params {_f(record['tau_params'], 2)}, "
               f"GMACs {_f(record['tau_gmacs'], 2)}",
               "- papers' order of the seven published variants (pairs out of order; a tie counts half): "
