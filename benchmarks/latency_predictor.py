@@ -28,7 +28,7 @@ from pathlib import Path
 from md_table import cell
 
 from archsearch.analysis.ranking import kendall_tau
-from archsearch.latency.table import CACHE_POLICIES, DEFAULT_CACHE_DIR, build_table, sample_archs, spec_id
+from archsearch.latency.table import CACHE_POLICIES, DEFAULT_CACHE_DIR, build_table, sample_archs
 from archsearch.latency.timing import TimingProtocol
 from archsearch.spec.arch import layout_summary
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, spec in enumerate(specs, 1):
         predicted = table.predict(spec, progress=log)
         measured = measure_latency(spec, args.backend, args.batch, args.threads, protocol=protocol)
-        row = {"id": spec_id(spec), "arch": layout_summary(spec),
+        row = {"id": spec.digest(), "arch": layout_summary(spec),
                "measured_image_ms": measured.image.median_ms, "measured_text_ms": measured.text.median_ms,
                "measured_total_ms": measured.total_ms, "predicted_image_ms": predicted["image_ms"],
                "predicted_text_ms": predicted["text_ms"], "predicted_total_ms": predicted["total_ms"],

@@ -22,8 +22,10 @@ on demand; 1500+ evaluations of either cost hours on a shared 2-core machine):
   (never of the sampler), saturating in capacity, plus a per-architecture pseudo-random term
   from the spec hash. Its constants were set from the presets before any sampler ran.
 
-Evaluations are cached by `spec_id` in ``runs/search_efficiency/costs.jsonl`` (MAC counts do
-not depend on the machine), so a rerun only pays for the samplers.
+Evaluations are cached by `ArchSpec.digest` in ``runs/search_efficiency/costs.jsonl`` (MAC counts do
+not depend on the machine), so a rerun only pays for the samplers. Results dated before 2026-12-06
+keyed the cache and the stand-in's noise term by a hash of the full spec dump instead; a rerun
+differs from them by that noise draw alone.
 
 Hypervolume: Optuna's own `optuna._hypervolume.compute_hypervolume` (WFG), over the completed
 trials among the first n, on the minimised pair (-accuracy / 100, GMACs / GMACS_REF) with the
@@ -113,8 +115,6 @@ def accuracy_stand_in(spec, cost: dict, sid: Optional[str] = None, noise_sd: flo
         + 1.0 * N(0, 1)[spec hash]     (1.0: `noise_sd`, --noise-sd)
 
     clipped to [0, 100]. Deterministic in the architecture; saturating in capacity."""
-    from archsearch.latency.table import spec_id
-
     blocks = sum(s.depth for s in spec.image.stages)
     attention = sum(s.depth for s in spec.image.stages if s.mixer == "attention") / blocks
     text_attention = sum(m == "attention" for m in spec.text.layers) / len(spec.text.layers)
@@ -122,7 +122,7 @@ def accuracy_stand_in(spec, cost: dict, sid: Optional[str] = None, noise_sd: flo
            + HYBRID_BONUS * 4.0 * attention * (1.0 - attention)
            + DEPTH_BONUS * math.log(blocks / 12.0)
            + TEXT_ATTENTION_BONUS * text_attention
-           + noise_sd * spec_noise(sid or spec_id(spec)))
+           + noise_sd * spec_noise(sid or spec.digest()))
     return min(100.0, max(0.0, acc))
 
 
@@ -261,7 +261,7 @@ def build_sampler(arg: str, seed: int, space=None, latency_of=None):
     return cls(seed=seed, **{**base, **options}), False
 
 
-# --- evaluations (cached by spec_id) ------------------------------------------------------------------
+# --- evaluations (cached by ArchSpec.digest) ----------------------------------------------------------
 
 COST_KEYS = ("image_params", "text_params", "image_gmacs", "text_gmacs")
 
@@ -288,7 +288,7 @@ def append_cache(path: Path, row: dict) -> None:
 
 
 class Evaluator:
-    """Accuracy stand-in and latency objective of a spec: MAC counts cached by spec_id; predicted
+    """Accuracy stand-in and latency objective of a spec: MAC counts cached by ArchSpec.digest; predicted
     latency from this machine's table, its missing units timed on demand (and kept in the table)."""
 
     def __init__(self, cache_path: Path, latency: str = "gmacs", table_dir: Path = PREDICTOR_TABLES,
@@ -378,7 +378,6 @@ def run_study(sampler_arg: str, seed: int, trials: int, space_name: str, presets
     import optuna
     import torch
 
-    from archsearch.latency.table import spec_id
     from archsearch.space import PrunedArchitecture, load_space
     from archsearch.spec.arch import layout_summary
     from archsearch.spec.presets import get_preset
@@ -407,7 +406,7 @@ def run_study(sampler_arg: str, seed: int, trials: int, space_name: str, presets
             values.append(None)
             continue
         sampling += time.perf_counter() - t0
-        sid = spec_id(spec)
+        sid = spec.digest()
         acc, lat, cost = evaluate(spec, sid)
         study.tell(trial, (acc, lat))
         record = {"trial": n, "state": "complete", "id": sid, "acc": round(acc, 4), "latency": round(lat, 5),
@@ -537,7 +536,7 @@ def to_markdown(result: dict) -> str:
         f"Wall time {meta['wall_seconds']:.0f} s with {meta['jobs']} process(es), of which "
         f"{meta['measure_seconds']:.0f} s "
         f"(summed over processes) measuring the MACs of {meta['measured']} architectures not yet cached; "
-        f"{meta['cached_at_start']} evaluations were cached by spec_id in `{meta['cache']}` at the start. "
+        f"{meta['cached_at_start']} evaluations were cached by ArchSpec.digest in `{meta['cache']}` at the start. "
         f"{meta['distinct_architectures']} distinct architectures were evaluated in all; their MAC count took "
         f"{meta['mean_cost_seconds']:.1f} s each on average when first measured, so from an empty cache the MAC "
         f"counts alone take about {meta['cold_measure_seconds']} s of one core.",
@@ -588,7 +587,7 @@ def to_markdown(result: dict) -> str:
     if meta.get("notes"):
         lines += ["", "## Notes", "", *(f"- {n}" for n in meta["notes"])]
     lines += ["", "## Per run", "", *run_table(result["runs"] + result.get("no_presets", {}).get("runs", [])),
-              "", "In the JSON beside this file, per run: `hv` (the HV after each trial), `trials` ([spec_id, accuracy "
+              "", "In the JSON beside this file, per run: `hv` (the HV after each trial), `trials` ([ArchSpec.digest, accuracy "
               "stand-in, latency objective] per trial, null when pruned) and `front` (its final front, with layouts); "
               "`no_presets.runs` likewise.", ""]
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from archsearch.errors import UserError
 from archsearch.latency.cost import count_params, example_images, example_tokens
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.latency.table import (
-    LatencyTable, build_table, cold_copies, load_table, measure_unit, sample_archs, spec_id, table_path,
+    LatencyTable, build_table, cold_copies, load_table, measure_unit, sample_archs, table_path,
 )
 from archsearch.latency.timing import TimingProtocol
 from archsearch.latency.units import (
@@ -268,10 +268,10 @@ def test_build_table_then_predict_measures_only_missing_units(tmp_path):
 
 def test_sampled_architectures_are_distinct_reproducible_and_exclude():
     first = sample_archs("hybrid", 4, seed=3)
-    assert [spec_id(s) for s in sample_archs("hybrid", 4, seed=3)] == [spec_id(s) for s in first]
-    assert len({spec_id(s) for s in first}) == 4
-    others = sample_archs("hybrid", 4, seed=3, exclude={spec_id(s) for s in first})
-    assert not {spec_id(s) for s in others} & {spec_id(s) for s in first}
+    assert [s.digest() for s in sample_archs("hybrid", 4, seed=3)] == [s.digest() for s in first]
+    assert len({s.digest() for s in first}) == 4
+    others = sample_archs("hybrid", 4, seed=3, exclude={s.digest() for s in first})
+    assert not {s.digest() for s in others} & {s.digest() for s in first}
 
 
 def test_cold_timing_runs_distinct_copies_holding_twice_the_cache():

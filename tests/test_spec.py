@@ -110,3 +110,12 @@ def test_learned_position_embedding_needs_a_whole_grid():
     data["resolution"] = 232  # not a multiple of the transformer stage's stride 16
     with pytest.raises(ValueError, match="resolution: 232 is not a multiple of stage 2's stride 16"):
         ArchSpec.from_dict(data)
+
+
+def test_one_digest_names_a_spec_for_timm_and_the_latency_caches():
+    from archsearch.export.timm_registry import timm_name
+
+    spec = get_preset("mobileclip_s0")
+    assert timm_name(spec) == "archsearch_" + spec.digest() and len(spec.digest()) == 12
+    assert ArchSpec.from_dict(spec.to_dict()).digest() == spec.digest()
+    assert get_preset("mobileclip_s1").digest() != spec.digest()

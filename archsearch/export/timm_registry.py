@@ -18,8 +18,6 @@ mislabel a tower; an unreadable file is a warning, not an error (this runs insid
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import warnings
@@ -38,8 +36,7 @@ _known_done = False
 
 def timm_name(spec: ArchSpec) -> str:
     """The timm model name of `spec`'s image tower, e.g. ``archsearch_3f2a9c0b1d4e``."""
-    canonical = json.dumps(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=True, separators=(",", ":"))
-    return PREFIX + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return PREFIX + spec.digest()
 
 
 def user_registry() -> Path:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import hashlib
 import json
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -45,8 +44,8 @@ from typing import Callable, Iterable, Optional
 import torch
 from torch import nn
 
-from archsearch.files import write_json_atomic
 from archsearch.errors import UserError
+from archsearch.files import write_json_atomic
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.latency.timing import TimingProtocol, TimingStats, time_until_settled
 from archsearch.latency.units import TOWERS, UNITS_VERSION, ProbeCache, Unit, decompose, distinct_units
@@ -59,11 +58,6 @@ CPU_BACKENDS = ("torch-cpu", "onnxruntime-cpu")
 _DEFAULT_LLC = 32 << 20
 
 Progress = Optional[Callable[[str], None]]
-
-
-def spec_id(spec: ArchSpec) -> str:
-    """A stable short hash of an architecture (to tell calibration from validation archs)."""
-    return hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def table_path(fingerprint_id: str, batch: int, cache_dir: str | Path = DEFAULT_CACHE_DIR) -> Path:
@@ -315,7 +309,7 @@ class LatencyTable:
         previous = {record["id"]: record for record in self.calibration}
         records = []
         for i, spec in enumerate(specs):
-            sid = spec_id(spec)
+            sid = spec.digest()
             record = previous.get(sid)
             if record is None:
                 result = measure_latency(spec, self.backend, self.batch, self.threads, protocol=self.timing_protocol)
@@ -353,7 +347,7 @@ class LatencyTable:
 def sample_archs(space, n: int, seed: int, exclude: Iterable[str] = (), max_tries: int | None = None
                  ) -> list[ArchSpec]:
     """`n` distinct architectures sampled at random from `space` (a SearchSpace or its name/path),
-    skipping pruned samples and any whose `spec_id` is in `exclude`."""
+    skipping pruned samples and any whose `ArchSpec.digest` is in `exclude`."""
     import optuna
 
     from archsearch.space import PrunedArchitecture, load_space
@@ -374,7 +368,7 @@ def sample_archs(space, n: int, seed: int, exclude: Iterable[str] = (), max_trie
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 continue
             study.tell(trial, 0.0)
-            sid = spec_id(spec)
+            sid = spec.digest()
             if sid not in seen:
                 seen.add(sid)
                 specs.append(spec)
@@ -443,7 +437,7 @@ def build_table(space="hybrid", n_archs: int = 30, seed: int = 0, backend: str =
         for name in space.presets:
             names.append(name)
             specs.append(get_preset(name))
-    sampled = sample_archs(space, n_archs, seed, exclude={spec_id(s) for s in specs})
+    sampled = sample_archs(space, n_archs, seed, exclude={s.digest() for s in specs})
     names += [layout_summary(s) for s in sampled]
     specs += sampled
     if not specs:

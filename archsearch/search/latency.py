@@ -13,7 +13,6 @@ from pathlib import Path
 from archsearch.files import write_json_atomic
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.latency.measure import measure_latency
-from archsearch.latency.table import spec_id
 from archsearch.search.config import LatencySettings
 from archsearch.search.quiet import QuietLock
 from archsearch.spec.arch import ArchSpec
@@ -23,7 +22,7 @@ def measured_latency(spec: ArchSpec, settings: LatencySettings, lock: QuietLock,
                      cache_dir: str | Path) -> tuple[dict, bool]:
     """(`LatencyResult.to_dict()`, whether it came from the cache)."""
     fingerprint = device_fingerprint(settings.backend, settings.threads)
-    path = Path(cache_dir) / fingerprint["id"] / f"{spec_id(spec)}-b{settings.batch}.json"
+    path = Path(cache_dir) / fingerprint["id"] / f"{spec.digest()}-b{settings.batch}.json"
     if path.is_file():
         return json.loads(path.read_text()), True
     with lock.measuring():

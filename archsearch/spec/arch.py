@@ -20,6 +20,8 @@ mbconv      none        ViTamin MbConv-LN block (the inverted bottleneck is its 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
@@ -207,6 +209,14 @@ class ArchSpec(_Frozen):
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
+
+    def digest(self) -> str:
+        """12 hex digits naming this architecture wherever a name must be short and stable (timm model
+        names, latency caches). Fields at their defaults are left out, so adding a field with a
+        default renames nothing."""
+        canonical = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True,
+                               separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     @classmethod
     def from_dict(cls, data: dict) -> "ArchSpec":
