@@ -27,9 +27,9 @@ not depend on the machine), so a rerun only pays for the samplers. Results dated
 keyed the cache and the stand-in's noise term by a hash of the full spec dump instead; a rerun
 differs from them by that noise draw alone.
 
-Hypervolume: Optuna's own `optuna._hypervolume.compute_hypervolume` (WFG), over the completed
-trials among the first n, on the minimised pair (-accuracy / 100, GMACs / GMACS_REF) with the
-reference point (-ACC_REF / 100, 1): the area dominated by the front in (accuracy fraction,
+Hypervolume: `archsearch.pareto.hypervolume` (the area Optuna's WFG computes in two objectives),
+over the completed trials among the first n, on the minimised pair (-accuracy / 100, GMACs / GMACS_REF)
+with the reference point (-ACC_REF / 100, 1): the area dominated by the front in (accuracy fraction,
 fraction of GMACS_REF), below ACC_REF% accuracy or above GMACS_REF counting nothing (points
 outside the reference box are dropped, as Optuna's hypervolume-history plot does).
 
@@ -64,7 +64,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
+from archsearch import pareto
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_CACHE = Path("runs/search_efficiency/costs.jsonl")
@@ -136,13 +136,9 @@ def latency_stand_in(cost: dict) -> float:
 def hypervolume(points: Sequence[tuple[float, float]], acc_ref: float = ACC_REF, latency_ref: float = GMACS_REF
                 ) -> float:
     """HV of (accuracy %, latency objective) points (GMACs, or predicted ms), maximise accuracy,
-    minimise the latency objective, with Optuna's WFG on (-acc/100, latency/latency_ref) and reference
-    (-acc_ref/100, 1); points outside the box are dropped."""
-    from optuna._hypervolume import compute_hypervolume
-
-    losses = np.array([(-a / 100.0, g / latency_ref) for a, g in points if a > acc_ref and g < latency_ref],
-                      dtype=float).reshape(-1, 2)
-    return float(compute_hypervolume(losses, np.array([-acc_ref / 100.0, 1.0]))) if len(losses) else 0.0
+    minimise the latency objective, in the unit box: (acc/100, latency/latency_ref) against the
+    reference (acc_ref/100, 1); points outside the box are dropped."""
+    return pareto.hypervolume(points, acc_ref, latency_ref) / (100.0 * latency_ref)
 
 
 def hypervolume_curve(values: Sequence[Optional[tuple[float, float]]], acc_ref: float = ACC_REF,
@@ -158,16 +154,9 @@ def hypervolume_curve(values: Sequence[Optional[tuple[float, float]]], acc_ref: 
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the (accuracy, GMACs) points no other point dominates (higher or equal accuracy and
-    lower or equal GMACs, one of them strictly), first occurrence of duplicates only, by GMACs."""
-    front, seen = [], set()
-    for i, (a, g) in enumerate(points):
-        if (a, g) in seen:
-            continue
-        seen.add((a, g))
-        if not any((a2 >= a and g2 <= g) and (a2 > a or g2 < g) for a2, g2 in points):
-            front.append(i)
-    return sorted(front, key=lambda i: points[i][1])
+    """Indices of the (accuracy, GMACs) points no other point dominates, first occurrence of
+    duplicates only, by GMACs."""
+    return pareto.front_indices(points)
 
 
 def trials_to_reach(curve: Sequence[float], target: float) -> Optional[int]:
@@ -514,7 +503,7 @@ def latency_bullets(meta: dict) -> list[str]:
                 "stores as `gmacs`. GMACs grow with the work but ignore kernel efficiency (attention vs. convolution, "
                 "memory-bound ops, cache effects); `--latency predictor` uses the latency table instead.")
     return [what,
-            f"- Hypervolume: `optuna._hypervolume.compute_hypervolume` (Optuna's WFG) on the minimised pair "
+            f"- Hypervolume: `archsearch.pareto.hypervolume` (Optuna's two-objective hypervolume) on the minimised pair "
             f"(-accuracy/100, latency/{ref:g} {unit}) with the fixed reference point (-{ACC_REF / 100:g}, 1), i.e. an "
             f"accuracy floor of {ACC_REF:g}% and a ceiling of {ref:g} {unit} ({meta.get('outside_box', 0)} evaluated "
             "architectures lie outside the box and count nothing). HV after n trials is that of the completed trials "

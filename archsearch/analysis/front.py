@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from archsearch.pareto import front_indices
+
 
 @dataclass(frozen=True)
 class Point:
@@ -36,11 +38,8 @@ def scored_points(trials: list[FrozenTrial]) -> list[Point]:
 
 def pareto_points(points: list[Point]) -> list[Point]:
     """Non-dominated points, by increasing latency (ties in both keep the lowest trial number)."""
-    front: list[Point] = []
-    for p in sorted(points, key=lambda p: (p.latency_ms, -p.zeroshot_top1, p.number)):
-        if not front or p.zeroshot_top1 > front[-1].zeroshot_top1:
-            front.append(p)
-    return front
+    ordered = sorted(points, key=lambda p: p.number)
+    return [ordered[i] for i in front_indices([(p.zeroshot_top1, p.latency_ms) for p in ordered])]
 
 
 def pareto_front(study: optuna.Study) -> list[Point]:

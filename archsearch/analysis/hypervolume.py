@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from archsearch.analysis.front import Point, pareto_points
+from archsearch import pareto
+from archsearch.analysis.front import Point
 from archsearch.errors import UserError
 
 LATENCY_FACTOR = 1.1
@@ -47,9 +48,5 @@ def reference_point(points: Iterable[Point], latency_ms: Optional[float] = None)
 def hypervolume(points: Iterable[Point], reference: ReferencePoint) -> float:
     """Area dominated by `points` (more accurate and faster) up to `reference`; points beyond
     the reference in either objective add nothing, as in Optuna."""
-    inside = [p for p in points if p.latency_ms <= reference.latency_ms and p.zeroshot_top1 >= reference.zeroshot_top1]
-    area, floor = 0.0, reference.zeroshot_top1
-    for p in pareto_points(inside):  # by increasing latency, so by increasing accuracy
-        area += (reference.latency_ms - p.latency_ms) * (p.zeroshot_top1 - floor)
-        floor = p.zeroshot_top1
-    return area
+    return pareto.hypervolume([(p.zeroshot_top1, p.latency_ms) for p in points], reference.zeroshot_top1,
+                              reference.latency_ms)

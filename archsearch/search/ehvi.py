@@ -29,6 +29,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import norm
 
+from archsearch.pareto import front_indices, staircase
 from archsearch.space.space import PrunedArchitecture, SearchSpace
 from archsearch.spec.arch import ArchSpec
 
@@ -48,20 +49,6 @@ def expected_improvement_over(level: np.ndarray, mean: np.ndarray, std: np.ndarr
     return (mean - level) * norm.cdf(z) + std * norm.pdf(z)
 
 
-def front_staircase(points: np.ndarray, acc_ref: float, latency_ref: float) -> tuple[np.ndarray, np.ndarray]:
-    """The non-dominated (accuracy up, latency down) points inside the reference box, as a
-    staircase: latencies ascending and the best accuracy reached at or below each."""
-    inside = points[(points[:, 0] > acc_ref) & (points[:, 1] < latency_ref)]
-    order = np.argsort(inside[:, 1], kind="stable")
-    latencies, levels, best = [], [], acc_ref
-    for acc, lat in inside[order]:
-        if acc > best:
-            best = acc
-            latencies.append(lat)
-            levels.append(acc)
-    return np.array(latencies), np.array(levels)
-
-
 def expected_hv_improvement(front: np.ndarray, latency: np.ndarray, mean: np.ndarray, std: np.ndarray,
                             acc_ref: float, latency_ref: float) -> np.ndarray:
     """EHVI of candidates with known `latency` and accuracy ~ N(`mean`, `std`²) over the points
@@ -71,7 +58,9 @@ def expected_hv_improvement(front: np.ndarray, latency: np.ndarray, mean: np.nda
     latencies from l to the reference: the sum over the staircase's steps [x_j, x_{j+1}) ∩ [l, ref)
     of width times max(0, a - level_j). Its expectation is the same sum of Gaussian expected
     improvements."""
-    step_lat, step_acc = front_staircase(np.asarray(front, dtype=float).reshape(-1, 2), acc_ref, latency_ref)
+    steps = staircase([(float(acc), float(lat)) for acc, lat in np.asarray(front, dtype=float).reshape(-1, 2)],
+                      acc_ref, latency_ref)
+    step_acc, step_lat = (np.array(v, dtype=float) for v in zip(*steps)) if steps else (np.empty(0), np.empty(0))
     edges = np.concatenate([step_lat, [latency_ref]])         # step j spans [edges[j], edges[j+1])
     levels = np.concatenate([[acc_ref], step_acc])            # level before the first step, then each step's
     starts = np.concatenate([[-np.inf], step_lat])
@@ -335,7 +324,7 @@ class KnownLatencySampler(BaseSampler):
         accuracy = np.array([t.values[0] for t, _ in observed])
         towers = np.stack([self._latency(c) for _, c in observed])
         front = np.column_stack([accuracy, towers.sum(axis=1)])
-        parents = [observed[i][1].params for i in _front_indices(front)]
+        parents = [observed[i][1].params for i in sorted(front_indices([tuple(p) for p in front]))]
         pool = self._pool(parents, seen)
         for c in pool:
             distributions.update(c.distributions)
@@ -371,13 +360,3 @@ class KnownLatencySampler(BaseSampler):
         self.last_choice = {"rank": rank, "pool": len(pool), "unknown_latency": unknown, "ehvi": float(score[best]),
                             "mean": float(mean[best]), "std": float(std[best]), "latency": float(pool_latency[best])}
         return pool[best].params
-
-
-def _front_indices(points: np.ndarray) -> list[int]:
-    """Rows of (accuracy up, latency down) points that no other row dominates."""
-    out = []
-    for i, (a, l) in enumerate(points):
-        dominated = np.any((points[:, 0] >= a) & (points[:, 1] <= l) & ((points[:, 0] > a) | (points[:, 1] < l)))
-        if not dominated:
-            out.append(i)
-    return out
