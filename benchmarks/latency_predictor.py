@@ -28,7 +28,8 @@ from pathlib import Path
 from md_table import cell
 
 from archsearch.analysis.ranking import kendall_tau
-from archsearch.latency.table import CACHE_POLICIES, DEFAULT_CACHE_DIR, build_table, sample_archs
+from archsearch.latency.table import CACHE_POLICIES, DEFAULT_CACHE_DIR, build_table
+from archsearch.space.sampling import sample_archs, table_architectures
 from archsearch.latency.timing import TimingProtocol
 from archsearch.spec.arch import layout_summary
 
@@ -82,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     log(f"building the table: {args.build_archs} archs of {args.space} (seed {args.build_seed})"
         f"{'' if args.no_presets else ' + presets'}, {args.threads} thread(s), batch {args.batch}")
-    table = build_table(args.space, args.build_archs, args.build_seed, args.backend, args.batch, args.threads,
-                        args.cache_dir, protocol, include_presets=not args.no_presets, rebuild=not args.reuse_table,
-                        cache_policy=args.cache_policy, progress=log)
+    table = build_table(*table_architectures(args.space, args.build_archs, args.build_seed, not args.no_presets),
+                        backend=args.backend, batch=args.batch, threads=args.threads, cache_dir=args.cache_dir,
+                        protocol=protocol, rebuild=not args.reuse_table, cache_policy=args.cache_policy, progress=log)
     build_seconds = time.monotonic() - started
     build_units = len(table.units)
 

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from archsearch.errors import UserError
 from archsearch.latency.table import build_table
+from archsearch.space.sampling import table_architectures
 from archsearch.latency.timing import TimingProtocol
 from archsearch.search.config import LatencySettings
 from archsearch.search.ehvi import (BayesianLinear, KnownLatencySampler, ParamEncoder, draw_candidate,
@@ -175,8 +176,8 @@ def test_table_latency_leaves_unknown_candidates_out_and_times_finished_trials(t
     assert not has_table(settings, tmp_path)
     with pytest.raises(UserError, match="archsearch latency build-table .*--threads 1 --cache-dir"):
         latency(space.sample(optuna.trial.FixedTrial(_params(space, 0))), False)
-    build_table(space, n_archs=1, seed=0, threads=1, cache_dir=latency_table_dir(tmp_path), protocol=QUICK,
-                include_presets=False)
+    build_table(*table_architectures(space, 1, seed=0, include_presets=False), threads=1,
+                cache_dir=latency_table_dir(tmp_path), protocol=QUICK)
     assert has_table(settings, tmp_path)
     latency = TableLatency(settings, QuietLock(tmp_path / ".quiet"), tmp_path)
     rng = np.random.RandomState(3)

@@ -16,9 +16,10 @@ from archsearch.errors import UserError
 from archsearch.latency.cost import count_params, example_images, example_tokens
 from archsearch.latency.fingerprint import device_fingerprint
 from archsearch.latency.table import (
-    LatencyTable, build_table, cold_copies, load_table, measure_unit, sample_archs, table_path,
+    LatencyTable, build_table, cold_copies, load_table, measure_unit, table_path,
 )
 from archsearch.latency.timing import TimingProtocol
+from archsearch.space.sampling import sample_archs, table_architectures
 from archsearch.latency.units import (
     Block, Head, PosEnc, TextIO, TextLayer, TokenIO, decompose, distinct_units, probe,
 )
@@ -223,8 +224,8 @@ def test_build_table_then_predict_measures_only_missing_units(tmp_path):
     space = tmp_path / "tiny.yaml"
     space.write_text(TINY_SPACE)
     lines = []
-    table = build_table(space, n_archs=2, seed=0, threads=1, cache_dir=tmp_path, protocol=QUICK,
-                        include_presets=False, progress=lines.append)
+    table = build_table(*table_architectures(space, 2, seed=0, include_presets=False), threads=1, cache_dir=tmp_path,
+                        protocol=QUICK, progress=lines.append)
     assert table.path == tmp_path / f"{device_fingerprint('torch-cpu', 1)['id']}-b1.json" and table.path.is_file()
     calibration = [ArchSpec.from_dict(record["spec"]) for record in table.calibration]
     assert len(calibration) == 2 and set(table.overhead_ms) == {"image", "text"}
@@ -261,8 +262,8 @@ def test_build_table_then_predict_measures_only_missing_units(tmp_path):
 
     # building again with the same arguments reuses every unit and calibration measurement
     lines.clear()
-    rebuilt = build_table(space, n_archs=2, seed=0, threads=1, cache_dir=tmp_path, protocol=QUICK,
-                          include_presets=False, progress=lines.append)
+    rebuilt = build_table(*table_architectures(space, 2, seed=0, include_presets=False), threads=1,
+                          cache_dir=tmp_path, protocol=QUICK, progress=lines.append)
     assert "(0 to measure)" in lines[0] and rebuilt.overhead_ms == table.overhead_ms
 
 

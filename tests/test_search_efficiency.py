@@ -175,11 +175,13 @@ def test_predictor_mode_scores_latency_with_this_machines_table(tmp_path):
     from test_latency_table import QUICK, TINY_SPACE
 
     from archsearch.latency.table import LatencyTable, build_table
+    from archsearch.space.sampling import table_architectures
     from archsearch.space import load_space
 
     space = tmp_path / "tiny.yaml"
     space.write_text(TINY_SPACE)
-    table = build_table(space, n_archs=1, seed=0, threads=1, cache_dir=tmp_path, protocol=QUICK, include_presets=False)
+    table = build_table(*table_architectures(space, 1, seed=0, include_presets=False), threads=1, cache_dir=tmp_path,
+                        protocol=QUICK)
     run = se.run_study("random", 3, 4, str(space), False, str(tmp_path / "costs.jsonl"), 0, "predictor", str(tmp_path))
     assert run["pruned"] == 0 and len(run["trials"]) == 4
     grown = LatencyTable.load(table.path)

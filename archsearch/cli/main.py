@@ -182,9 +182,10 @@ def latency_build_table(
 ) -> None:
     """Time every distinct block of sampled architectures once: the per-device lookup table."""
     from archsearch.latency.table import build_table
+    from archsearch.space.sampling import table_architectures
 
-    table = build_table(space=space, n_archs=archs, seed=seed, backend=backend, batch=batch, threads=threads,
-                        cache_dir=cache_dir, include_presets=True, rebuild=rebuild, cache_policy=cache_policy,
+    table = build_table(*table_architectures(space, archs, seed), backend=backend, batch=batch, threads=threads,
+                        cache_dir=cache_dir, rebuild=rebuild, cache_policy=cache_policy,
                         progress=None if as_json else console.print)
     summary = {"path": str(Path(table.path).resolve()), "units": len(table.units), "fingerprint": table.fingerprint["id"],
                "overhead_ms": table.overhead_ms}

@@ -26,8 +26,8 @@ What keeps the sum faithful on a CPU:
 - the rest (Python dispatch of containers, ...) is the fixed overhead per tower, the median of
   (whole tower - sum of its units) over the calibration architectures.
 
-    table = build_table("hybrid", n_archs=30, seed=0, threads=1)      # measures and saves
-    table = load_table(threads=1)                                      # this device's table
+    table = build_table(*table_architectures("hybrid", 30, seed=0), threads=1)  # measures and saves
+    table = load_table(threads=1)                                                # this device's table
     table.predict(spec)   # {'image_ms', 'text_ms', 'total_ms', 'missing_units', ...}
 """
 
@@ -39,7 +39,7 @@ import json
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -344,42 +344,6 @@ class LatencyTable:
 
 # --- building and loading --------------------------------------------------------------------
 
-def sample_archs(space, n: int, seed: int, exclude: Iterable[str] = (), max_tries: int | None = None
-                 ) -> list[ArchSpec]:
-    """`n` distinct architectures sampled at random from `space` (a SearchSpace or its name/path),
-    skipping pruned samples and any whose `ArchSpec.digest` is in `exclude`."""
-    import optuna
-
-    from archsearch.space import PrunedArchitecture, load_space
-
-    space = load_space(space) if isinstance(space, (str, Path)) else space
-    seen, specs = set(exclude), []
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-        for _ in range(max_tries or 200 * max(n, 1)):
-            if len(specs) >= n:
-                break
-            trial = study.ask()
-            try:
-                spec = space.sample(trial)
-            except PrunedArchitecture:
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                continue
-            study.tell(trial, 0.0)
-            sid = spec.digest()
-            if sid not in seen:
-                seen.add(sid)
-                specs.append(spec)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    if len(specs) < n:
-        raise UserError(f"space {getattr(space, 'name', space)!r}: found only {len(specs)} distinct valid "
-                        f"architectures of the {n} asked for")
-    return specs
-
-
 def load_table(backend: str = "torch-cpu", batch: int = 1, threads: Optional[int] = None,
                cache_dir: str | Path = DEFAULT_CACHE_DIR) -> LatencyTable:
     """This device's table for `backend`, `batch` and `threads` (UserError if none was built)."""
@@ -392,27 +356,22 @@ def load_table(backend: str = "torch-cpu", batch: int = 1, threads: Optional[int
     return LatencyTable.load(path)
 
 
-def build_table(space="hybrid", n_archs: int = 30, seed: int = 0, backend: str = "torch-cpu", batch: int = 1,
-                threads: Optional[int] = None, cache_dir: str | Path = DEFAULT_CACHE_DIR,
-                protocol: TimingProtocol = TimingProtocol(), include_presets: bool = True, rebuild: bool = False,
-                cache_policy: str = "auto", progress: Progress = None) -> LatencyTable:
+def build_table(archs: Sequence[tuple[str, ArchSpec]], source: Optional[dict] = None, backend: str = "torch-cpu",
+                batch: int = 1, threads: Optional[int] = None, cache_dir: str | Path = DEFAULT_CACHE_DIR,
+                protocol: TimingProtocol = TimingProtocol(), rebuild: bool = False, cache_policy: str = "auto",
+                progress: Progress = None) -> LatencyTable:
     """Build (or extend) this device's table and save it to ``<cache_dir>/<fingerprint id>-b<batch>.json``.
 
-    Samples `n_archs` architectures from `space` with `seed` (plus the space's presets when
-    `include_presets`), times every distinct unit of them once, then measures those same
-    architectures whole to calibrate the fixed overhead per tower. An existing table for this
+    Times every distinct unit of the (name, spec) pairs `archs` once, then measures those same
+    architectures whole to calibrate the fixed overhead per tower; `source` (where the specs came
+    from, `space.sampling.table_architectures`) is recorded in the table. An existing table for this
     device with the same protocol is extended, not re-measured, unless `rebuild`."""
     from archsearch.latency.backends import get_backend
-    from archsearch.space import load_space
-    from archsearch.spec.presets import get_preset
 
     get_backend(backend)  # a UserError now rather than after sampling
-    if n_archs < 0:
-        raise UserError(f"--archs: {n_archs} is negative; allowed: 0, 1, 2, ...")
     if cache_policy not in CACHE_POLICIES:
         raise UserError(f"--cache-policy: {cache_policy!r} is unknown; allowed: {', '.join(CACHE_POLICIES)}")
     threads = _resolve_threads(batch, threads)
-    space = load_space(space) if isinstance(space, (str, Path)) else space
     fingerprint = device_fingerprint(backend, threads)
     path = table_path(fingerprint["id"], batch, cache_dir)
     protocol_dict = asdict(protocol)
@@ -432,14 +391,7 @@ def build_table(space="hybrid", n_archs: int = 30, seed: int = 0, backend: str =
         table = LatencyTable(fingerprint=fingerprint, batch=batch, protocol=protocol_dict, path=path)
     table.fingerprint, table.path, table.cache_policy = fingerprint, path, cache_policy
 
-    names, specs = [], []
-    if include_presets:
-        for name in space.presets:
-            names.append(name)
-            specs.append(get_preset(name))
-    sampled = sample_archs(space, n_archs, seed, exclude={s.digest() for s in specs})
-    names += [layout_summary(s) for s in sampled]
-    specs += sampled
+    names, specs = [name for name, _ in archs], [spec for _, spec in archs]
     if not specs:
         raise UserError("build-table: no architectures to build from; ask for at least one (--archs) or presets")
 
@@ -450,8 +402,7 @@ def build_table(space="hybrid", n_archs: int = 30, seed: int = 0, backend: str =
     table.measure_units(units, source="build", progress=progress)
     table.save()  # units are the expensive part: keep them even if calibration is interrupted
     table.calibrate(specs, names, progress=progress)
-    table.meta.update(space=space.name, space_source=str(space.source), n_archs=n_archs, seed=seed,
-                      include_presets=include_presets, built=datetime.datetime.now().isoformat(timespec="seconds"),
+    table.meta.update(**(source or {}), built=datetime.datetime.now().isoformat(timespec="seconds"),
                       build_units=len(units))
     table.save()
     return table

@@ -168,6 +168,7 @@ def prepare_data(run: SweepRun, progress: bool = True) -> None:
     from archsearch.latency.table import build_table
     from archsearch.proxy.assets import ensure_store, training_source
     from archsearch.proxy.run import needs_store
+    from archsearch.space.sampling import table_architectures
 
     config, runs = run.config, run.directory.parent
     budget = int(run.study.user_attrs.get(STUDY_BUDGET, 0))
@@ -175,8 +176,9 @@ def prepare_data(run: SweepRun, progress: bool = True) -> None:
         say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else None
         if say:
             say(f"building this device's latency table for --sampler ehvi ({latency_table_dir(runs)})")
-        build_table(config.space(), backend=config.latency.backend, batch=config.latency.batch,
-                    threads=config.latency.threads, cache_dir=latency_table_dir(runs), progress=say)
+        build_table(*table_architectures(config.space(), 30, seed=0), backend=config.latency.backend,
+                    batch=config.latency.batch, threads=config.latency.threads, cache_dir=latency_table_dir(runs),
+                    progress=say)
     recipe = run.config.proxy_recipe()
     if needs_store(recipe):
         ensure_store(recipe, progress)
