@@ -249,7 +249,7 @@ def sweep_command(
 
     from archsearch.analysis.front import pareto_front
     from archsearch.analysis.table import front_rows, front_table
-    from archsearch.search.progress import status_line, sweep_view, trial_counts
+    from archsearch.cli.progress import status_line, sweep_view, trial_counts
     from archsearch.search.sweep import SweepOptions, prepare, prepare_data, run_sweep
 
     options = SweepOptions(space=space, recipe=recipe, trials=trials, study=study, storage=storage, sampler=sampler,
