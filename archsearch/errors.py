@@ -1,4 +1,4 @@
-"""The one exception type for bad user input: the CLI prints its message as one line, exit 2."""
+"""Exceptions for bad user input: the CLI prints their message as one line, exit 2."""
 
 
 class UserError(Exception):

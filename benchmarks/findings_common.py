@@ -19,7 +19,7 @@ from pathlib import Path
 from md_table import cell
 
 from archsearch.latency.cost import measure_cost
-from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.environment import device_fingerprint
 from archsearch.latency.measure import measure_latency
 from archsearch.proxy.recipe import Recipe
 from archsearch.proxy.run import student_seed

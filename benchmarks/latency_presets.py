@@ -23,7 +23,7 @@ import timm
 
 from archsearch.latency.backends import get_backend
 from archsearch.latency.cost import example_images, measure_cost
-from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.environment import device_fingerprint
 from archsearch.latency.measure import measure_latency
 from archsearch.latency.peak import matmul_peak_gflops
 from archsearch.latency.timing import TimingProtocol

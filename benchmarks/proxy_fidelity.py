@@ -32,7 +32,7 @@ from archsearch.data.scenes import class_names
 from archsearch.proxy.recipe import Recipe
 from archsearch.space import load_space
 from archsearch.spec import get_preset
-from archsearch.spec.arch import ArchSpec, layout_summary
+from archsearch.spec.arch import ArchSpec
 
 SPACE = "hybrid"
 SEEDS = (0, 1)

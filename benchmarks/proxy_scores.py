@@ -30,7 +30,7 @@ from pathlib import Path
 
 from md_table import cell
 
-from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.environment import device_fingerprint
 from archsearch.proxy.recipe import Recipe, load_recipe
 from archsearch.proxy.run import run_proxy
 from archsearch.spec import get_preset, preset_names

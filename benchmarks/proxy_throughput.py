@@ -27,11 +27,11 @@ from torch.utils.data import DataLoader
 from archsearch.data.dataset import ReinforcedDataset
 from archsearch.data.store import ReinforcedStore
 from archsearch.latency.cost import measure_cost
-from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.environment import device_fingerprint
 from archsearch.latency.peak import matmul_peak_gflops
 from archsearch.proxy.assets import ensure_store, training_source
 from archsearch.proxy.fit import fit
-from archsearch.proxy.module import ClipModule
+from archsearch.proxy.clip_module import ClipModule
 from archsearch.proxy.recipe import load_recipe
 from archsearch.proxy.scale import scale_down
 from archsearch.spec import get_preset, preset_names

@@ -27,7 +27,7 @@ from archsearch.data.captioners import load_captioner
 from archsearch.data.readers import open_source
 from archsearch.data.reinforce import reinforce
 from archsearch.data.teachers import load_teacher, save_teacher
-from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.environment import device_fingerprint
 from archsearch.models.clip import build_clip
 from archsearch.spec import get_preset, preset_names
 

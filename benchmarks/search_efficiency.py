@@ -660,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
     import torch
 
-    from archsearch.latency.fingerprint import device_fingerprint
+    from archsearch.environment import device_fingerprint
     from archsearch.search.config import DEFAULT_SAMPLER
     from archsearch.space import load_space
 

@@ -29,8 +29,8 @@ from scipy.stats import spearmanr
 
 from archsearch.analysis.front import scored_points
 from archsearch.analysis.hypervolume import ReferencePoint, hypervolume
-from archsearch.analysis.source import open_run_dir
-from archsearch.latency.fingerprint import cpu_model
+from archsearch.analysis.open_study import open_run_dir
+from archsearch.environment import cpu_model
 from archsearch.search.ehvi import SCREENING_ATTR
 
 sys.path.insert(0, str(Path(__file__).parent))

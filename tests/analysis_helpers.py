@@ -10,7 +10,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from archsearch.analysis.trials import TrialSet
+from archsearch.analysis.trial_sets import TrialSet
 from archsearch.search.storage import write_study_file
 from archsearch.spec.presets import preset_names
 

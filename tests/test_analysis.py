@@ -24,9 +24,9 @@ from archsearch.analysis.labels import overlapping_pairs, text_bbox
 from archsearch.analysis.mixers import mixer_breakdown
 from archsearch.analysis.plots import pareto_figure, save_png
 from archsearch.analysis.report import build_report
-from archsearch.analysis.source import open_source
-from archsearch.analysis.table import front_rows, front_table
-from archsearch.analysis.trials import TrialSet
+from archsearch.analysis.open_study import open_source
+from archsearch.analysis.front_rows import front_rows, front_table
+from archsearch.analysis.trial_sets import TrialSet
 from archsearch.errors import UserError
 from archsearch.spec.presets import paper_name, preset_names
 

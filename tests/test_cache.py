@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from archsearch.data.cache import PixelCache
+from archsearch.data.pixel_cache import PixelCache
 from archsearch.data.captioners import load_captioner
 from archsearch.data.dataset import AugmentedDataset
 from archsearch.data.embedded import EmbeddedScenes

@@ -16,7 +16,7 @@ from archsearch.latency.timing import TimingProtocol
 from archsearch.search.config import LatencySettings
 from archsearch.search.ehvi import (BayesianLinear, KnownLatencySampler, ParamEncoder, draw_candidate,
                                     expected_hv_improvement)
-from archsearch.search.latency import TableLatency, has_table, latency_table_dir
+from archsearch.search.latency import ScreeningLatency, has_table, latency_table_dir
 from archsearch.search.quiet import QuietLock
 from archsearch.search.samplers import EHVI_STARTUP, make_sampler
 from archsearch.space import PrunedArchitecture, SearchSpace
@@ -172,14 +172,14 @@ def test_make_sampler_ehvi_needs_the_space_and_a_latency(space):
 
 def test_table_latency_leaves_unknown_candidates_out_and_times_finished_trials(tmp_path, space):
     settings = LatencySettings(threads=1)
-    latency = TableLatency(settings, QuietLock(tmp_path / ".quiet"), tmp_path)
+    latency = ScreeningLatency(settings, QuietLock(tmp_path / ".quiet"), tmp_path)
     assert not has_table(settings, tmp_path)
     with pytest.raises(UserError, match="archsearch latency build-table .*--threads 1 --cache-dir"):
         latency(space.sample(optuna.trial.FixedTrial(_params(space, 0))), False)
     build_table(*table_architectures(space, 1, seed=0, include_presets=False), threads=1,
                 cache_dir=latency_table_dir(tmp_path), protocol=QUICK)
     assert has_table(settings, tmp_path)
-    latency = TableLatency(settings, QuietLock(tmp_path / ".quiet"), tmp_path)
+    latency = ScreeningLatency(settings, QuietLock(tmp_path / ".quiet"), tmp_path)
     rng = np.random.RandomState(3)
     candidates = [c for c in (draw_candidate(space, rng) for _ in range(40)) if c is not None]
     unknown = next(c for c in candidates if latency(c.spec, False) is None)

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from archsearch.errors import UserError
-from archsearch.latency.measure import available_cpus, measure_latency
+from archsearch.environment import available_cpus
+from archsearch.latency.measure import measure_latency
 from archsearch.latency.timing import TimingProtocol, summarise, time_until_settled
 from archsearch.spec import ArchSpec
 
@@ -69,7 +70,7 @@ def test_fresh_process_and_pinning():
 
 
 def test_fingerprint_id_keys_on_what_changes_latency():
-    from archsearch.latency.fingerprint import device_fingerprint
+    from archsearch.environment import device_fingerprint
     assert device_fingerprint("torch-cpu", 1)["id"] == device_fingerprint("torch-cpu", 1)["id"]
     assert device_fingerprint("torch-cpu", 1)["id"] != device_fingerprint("torch-cpu", 2)["id"]
     assert device_fingerprint("torch-cpu", 1)["id"] != device_fingerprint("onnxruntime-cpu", 1)["id"]

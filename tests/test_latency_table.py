@@ -14,7 +14,7 @@ import torch
 
 from archsearch.errors import UserError
 from archsearch.latency.cost import count_params, example_images, example_tokens
-from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.environment import device_fingerprint
 from archsearch.latency.table import (
     LatencyTable, build_table, cold_copies, load_table, measure_unit, table_path,
 )

@@ -207,7 +207,7 @@ def test_teachers_trained_side_by_side_equal_teachers_trained_one_after_another(
 
 def test_non_finite_loss_fails_the_run_with_its_reason():
     from archsearch.proxy.fit import fit
-    from archsearch.proxy.module import NonFiniteLoss
+    from archsearch.proxy.clip_module import NonFiniteLoss
 
     class Poisoned(torch.utils.data.Dataset):
         def __len__(self):
@@ -295,7 +295,7 @@ def test_proxy_layer_scale_init_touches_only_the_trained_proxy():
     export and latency figure keep the papers' 1e-5; only the module a proxy trains starts higher."""
     from archsearch.models.clip import build_clip
     from archsearch.models.init import set_layer_scale
-    from archsearch.proxy.module import ClipModule
+    from archsearch.proxy.clip_module import ClipModule
 
     def gains(model):
         return {round(float(v), 7) for name, p in model.named_parameters()

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from archsearch.errors import UserError
-from archsearch.proxy import cache
-from archsearch.proxy.cache import ProxyResultCache, proxy_key
+from archsearch.proxy import score_cache as cache
+from archsearch.proxy.score_cache import ProxyResultCache, proxy_key
 from archsearch.proxy.recipe import load_recipe
 from archsearch.spec import get_preset
 

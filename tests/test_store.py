@@ -77,7 +77,7 @@ def test_store_holds_what_teachers_and_captioner_compute(reference, tiny_teacher
     assert len(store) == N and store.is_complete and [t.id for t in store.teachers] == ["tiny-a", "tiny-b"]
     manifest = store.manifest
     assert manifest["source"] == source.describe() and manifest["captioner"] == "template-v1"
-    assert {"torch", "open_clip", "numpy", "archsearch"} <= set(manifest["versions"])
+    assert {"torch", "open_clip_torch", "numpy", "archsearch"} <= set(manifest["versions"])
     for i in (0, 5):
         stored, sample = store[i], source[i]
         assert stored.key == sample.key

@@ -28,7 +28,7 @@ from archsearch.export.timm_registry import SPECS_ENV
 from archsearch.models import build_clip, reparameterize
 from archsearch.spec import ArchSpec, get_preset
 from archsearch.train.datamodule import ShardDataModule
-from archsearch.train.module import TrainModule
+from archsearch.train.train_module import TrainModule
 from archsearch.train.streams import CaptionStream, Slot, shuffled, slot_samples, to_uint8
 from reinforce_helpers import TemplateCaptioner, teachers
 

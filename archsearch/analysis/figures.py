@@ -11,8 +11,8 @@ from archsearch.analysis.fidelity import Fidelity
 from archsearch.analysis.labels import Label, marker_boxes, place_labels
 from archsearch.analysis.mixers import MixerGroup
 from archsearch.analysis.plots import is_wide, label_points, new_figure, scatter_by_colour, set_log
-from archsearch.analysis.table import preset_label
-from archsearch.analysis.trials import TrialSet
+from archsearch.analysis.front_rows import preset_label
+from archsearch.analysis.trial_sets import TrialSet
 from archsearch.search.record import OBJECTIVES
 
 

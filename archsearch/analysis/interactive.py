@@ -20,8 +20,8 @@ from archsearch.analysis.colours import MIXER_LEGEND, colouring
 from archsearch.analysis.hypervolume import UNITS, ReferencePoint
 from archsearch.analysis.labels import Placement
 from archsearch.analysis.plots import FIGSIZE, VS_COLOUR, Comparison, front_steps, pareto_limits
-from archsearch.analysis.table import count, preset_label
-from archsearch.analysis.trials import TrialSet
+from archsearch.analysis.front_rows import count, preset_label
+from archsearch.analysis.trial_sets import TrialSet
 from archsearch.errors import UserError
 from archsearch.search.record import OBJECTIVES
 

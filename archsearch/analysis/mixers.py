@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from statistics import mean
 
 from archsearch.analysis.colours import mixer_set
-from archsearch.analysis.trials import TrialSet
+from archsearch.analysis.trial_sets import TrialSet
 
 LETTER_NAMES = {"R": "RepMixer", "M": "MBConv", "A": "attention"}
 

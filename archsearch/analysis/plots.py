@@ -22,8 +22,8 @@ from archsearch.analysis.colours import MIXER_LEGEND, Colouring, colouring
 from archsearch.analysis.front import Point
 from archsearch.analysis.hypervolume import UNITS, ReferencePoint
 from archsearch.analysis.labels import Label, Placement, marker_boxes, place_labels, step_boxes
-from archsearch.analysis.table import count, preset_label
-from archsearch.analysis.trials import TrialSet
+from archsearch.analysis.front_rows import count, preset_label
+from archsearch.analysis.trial_sets import TrialSet
 from archsearch.search.record import OBJECTIVES
 
 FIGSIZE = (11.0, 6.5)

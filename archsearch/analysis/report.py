@@ -14,9 +14,9 @@ from typing import Optional
 from archsearch.analysis.hypervolume import UNITS, ReferencePoint, hypervolume, reference_point
 from archsearch.analysis.interactive import pareto_html, write_html
 from archsearch.analysis.plots import Comparison, pareto_figure, save_png
-from archsearch.analysis.source import StudySource
-from archsearch.analysis.table import count, front_rows
-from archsearch.analysis.trials import TrialSet
+from archsearch.analysis.open_study import StudySource
+from archsearch.analysis.front_rows import count, front_rows
+from archsearch.analysis.trial_sets import TrialSet
 from archsearch.errors import UserError
 from archsearch.search.record import STUDY_CONFIG
 

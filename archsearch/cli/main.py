@@ -248,7 +248,7 @@ def sweep_command(
     from rich.live import Live
 
     from archsearch.analysis.front import pareto_front
-    from archsearch.analysis.table import front_rows, front_table
+    from archsearch.analysis.front_rows import front_rows, front_table
     from archsearch.cli.progress import status_line, sweep_view, trial_counts
     from archsearch.search.sweep import SweepOptions, prepare, prepare_data, run_sweep
 
@@ -344,8 +344,8 @@ def pareto_command(
 ) -> None:
     """The Pareto front of a study (zero-shot top-1 vs latency): table, hypervolume, PNG and HTML plots."""
     from archsearch.analysis.report import build_report, write_plots
-    from archsearch.analysis.source import open_run_dir, open_source
-    from archsearch.analysis.table import front_rows, front_table
+    from archsearch.analysis.open_study import open_run_dir, open_source
+    from archsearch.analysis.front_rows import front_rows, front_table
 
     source = open_source(run_dir, storage, study, runs)
     report = build_report(source, open_run_dir(vs) if vs else None, ref_latency_ms)
@@ -403,7 +403,7 @@ def proxy_command(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Train the proxy of one architecture on the recipe's reinforced data and score it zero-shot."""
-    from archsearch.proxy.module import NonFiniteLoss
+    from archsearch.proxy.clip_module import NonFiniteLoss
     from archsearch.proxy.recipe import load_recipe
     from archsearch.proxy.run import run_proxy
     from archsearch.spec import resolve_arch
@@ -445,7 +445,7 @@ def teach_command(
     """Train the recipe's K teachers (different seeds) on its data, into runs/teachers/; a teacher the
     package ships (sha256-checked) is used instead unless --force."""
     from archsearch.data.teachers import load_teacher
-    from archsearch.latency.fingerprint import device_fingerprint
+    from archsearch.environment import device_fingerprint
     from archsearch.proxy.recipe import load_recipe
     from archsearch.proxy.shipped import ship_teachers
     from archsearch.proxy.teach import teach, teacher_dirs
@@ -491,7 +491,7 @@ def export_command(
     from archsearch.spec import resolve_arch
 
     if trial is not None:
-        from archsearch.search.trials import trial_spec
+        from archsearch.search.trial_spec import trial_spec
 
         if arch is not None and storage is not None:
             raise UserError("give either RUN_DIR --trial N or --storage URL --study NAME --trial N, not both")

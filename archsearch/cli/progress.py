@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.text import Text
 
 from archsearch.analysis.front import pareto_points, scored_points
-from archsearch.analysis.table import front_rows, front_table
+from archsearch.analysis.front_rows import front_rows, front_table
 from archsearch.search.worker import Tally
 
 

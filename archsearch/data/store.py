@@ -25,13 +25,13 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from archsearch.data.augment import NUM_PARAMS, AugmentConfig
+from archsearch.environment import library_versions
 from archsearch.errors import UserError
 from archsearch.files import write_json_atomic
 
@@ -178,17 +178,6 @@ class _Fields:
         if value < 1:
             raise UserError(f"{self.where}: field {name!r} is {value}, expected a positive integer")
         return value
-
-
-def library_versions() -> dict[str, str]:
-    out = {}
-    for name, dist in (("archsearch", "archsearch"), ("torch", "torch"), ("torchvision", "torchvision"),
-                       ("open_clip", "open_clip_torch"), ("numpy", "numpy"), ("pillow", "pillow")):
-        try:
-            out[name] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def _now() -> str:

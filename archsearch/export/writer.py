@@ -160,7 +160,7 @@ def write_export(spec: ArchSpec, out: str | Path, provenance: dict, fmt: str = "
 
 
 def _manifest(spec: ArchSpec, provenance: dict, fmt: str, result: ExportResult) -> dict:
-    from archsearch.data.store import library_versions
+    from archsearch.environment import library_versions
 
     return {"format": "archsearch-export", "version": 1, "provenance": provenance, "export_format": fmt,
             "timm_model_name": result.timm_name, "files": sorted({*result.files, "README.md", MANIFEST}),

@@ -26,7 +26,7 @@ class Backend:
         return None
 
     def device(self) -> str:
-        from archsearch.latency.fingerprint import cpu_model
+        from archsearch.environment import cpu_model
         return cpu_model()
 
     def prepare(self, module: nn.Module, example: torch.Tensor, threads: int, name: str) -> TimedRun:

@@ -18,13 +18,9 @@ from pathlib import Path
 
 from archsearch.errors import UserError
 from archsearch.latency.backends import get_backend
-from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.environment import available_cpus, device_fingerprint
 from archsearch.latency.timing import TimingProtocol, TimingStats, time_until_settled
 from archsearch.spec.arch import ArchSpec
-
-
-def available_cpus() -> list[int]:
-    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from torch import nn
 
 from archsearch.errors import UserError
 from archsearch.files import write_json_atomic
-from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.environment import device_fingerprint
 from archsearch.latency.timing import TimingProtocol, TimingStats, time_until_settled
 from archsearch.latency.units import TOWERS, UNITS_VERSION, ProbeCache, Unit, decompose, distinct_units
 from archsearch.spec.arch import ArchSpec, layout_summary

@@ -12,7 +12,7 @@ from filelock import FileLock
 from archsearch.data.store import ReinforcedStore
 from archsearch.errors import UserError
 from archsearch.proxy.recipe import Recipe
-from archsearch.proxy.source import CACHE_DIR, json_digest, training_source
+from archsearch.proxy.training_data import CACHE_DIR, json_digest, training_source
 from archsearch.proxy.teach import teach
 
 __all__ = ["CACHE_DIR", "assets_lock", "ensure_store", "json_digest", "store_path", "teacher_refs", "training_source"]

@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from archsearch.proxy.module import ClipModule
+from archsearch.proxy.clip_module import ClipModule
 from archsearch.proxy.recipe import LossConfig, TrainConfig
 from archsearch.spec.arch import ArchSpec
 

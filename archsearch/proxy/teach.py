@@ -17,14 +17,14 @@ from pathlib import Path
 from archsearch.data.captioners import load_captioner
 from archsearch.data.dataset import AugmentedDataset
 from archsearch.data.teachers import CHECKPOINT_NAME, save_teacher
-from archsearch.latency.measure import available_cpus
+from archsearch.environment import available_cpus
 from archsearch.proxy.curve import ZeroShotCurve
 from archsearch.proxy.evaluate import evaluate
 from archsearch.proxy.fit import fit
 from archsearch.proxy.recipe import LossConfig, Recipe, TrainConfig
 from archsearch.proxy.scale import scale_down
 from archsearch.proxy.shipped import shipped_teacher
-from archsearch.proxy.source import json_digest, training_source
+from archsearch.proxy.training_data import json_digest, training_source
 from archsearch.proxy.tasks import eval_tasks
 from archsearch.spec.io import resolve_arch
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from archsearch.files import write_json_atomic
-from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.environment import device_fingerprint
 from archsearch.latency.measure import measure_latency
 from archsearch.search.config import LatencySettings
 from archsearch.search.quiet import QuietLock
@@ -48,7 +48,7 @@ def has_table(settings: LatencySettings, runs: str | Path) -> bool:
     return table_path(fingerprint["id"], settings.batch, latency_table_dir(runs)).is_file()
 
 
-class TableLatency:
+class ScreeningLatency:
     """This device's latency table as the cheap latency `ehvi` screens with: (image ms, text ms)
     of a spec in a millisecond, for the study's backend, batch and threads.
 

@@ -1,14 +1,12 @@
 """Samplers by name, all aware of the study's constraints.
 
 `ehvi` (`archsearch.search.ehvi`) is the default: it is the only one that uses that a trial's
-latency is known before it trains. On `benchmarks/search_efficiency.py --latency predictor`
-(hybrid space, the latency table, a documented accuracy stand-in, 5 seeds, presets first) it
-reaches random search's 100-trial hypervolume in under 40 trials on every seed
-(`results/search_efficiency_ehvi.md`). TPE, the best of Optuna's built-in samplers there, needs
-70 or more, and NSGA-II and GP end level with random search. On real cpu-tiny proxies, at 24
-trials and 2 seeds, ehvi and random search won one seed each (`results/sweep_real_ehvi_vs_random.md`):
-its lead is the stand-in's, not yet shown on real scores. TPE starts modelling after 20
-trials (the presets count among them); 10 was slower on the same benchmark (76.6 against 61.0).
+latency is known before it trains. How it compares with random search, TPE, NSGA-II and GP on
+the hybrid space is measured by `benchmarks/search_efficiency.py` (a stand-in accuracy, many
+seeds; `benchmarks/results/search_efficiency*.md`) and on real proxies by
+`benchmarks/sweep_compare.py` (`benchmarks/results/sweep_real_ehvi_vs_random.md`); the figures
+live there, not here, so that they cannot go stale. `TPE_STARTUP` and `EHVI_STARTUP` were chosen
+on the same benchmark.
 """
 
 from __future__ import annotations

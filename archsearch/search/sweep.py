@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -27,8 +25,8 @@ import optuna
 from optuna.trial import TrialState
 
 from archsearch.errors import UserError
-from archsearch.latency.fingerprint import device_fingerprint
-from archsearch.latency.measure import available_cpus
+from archsearch.environment import device_fingerprint
+from archsearch.environment import available_cpus, library_versions
 from archsearch.proxy.recipe import load_recipe
 from archsearch.search.config import DEFAULT_SAMPLER, LatencySettings, SweepConfig
 from archsearch.search.latency import has_table, latency_table_dir
@@ -115,11 +113,6 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
     return requeued
 
 
-def _versions() -> dict:
-    names = ("archsearch", "torch", "timm", "open_clip_torch", "optuna", "lightning")
-    return {name: version(name) for name in names} | {"python": platform.python_version()}
-
-
 def prepare(options: SweepOptions) -> SweepRun:
     """Create or resume the study and write its `study.json`; no training yet."""
     quiet_libraries()
@@ -155,7 +148,7 @@ def prepare(options: SweepOptions) -> SweepRun:
         "sampler": config.sampler, "seed": config.seed, "trials": options.trials,
         "constraints": {"max_latency_ms": config.max_latency_ms, "max_params_m": config.max_params_m},
         "latency": config.latency.model_dump(), "heartbeat": supports_heartbeat(url),
-        "versions": _versions(), "device": device_fingerprint(config.latency.backend, config.latency.threads),
+        "versions": library_versions(), "device": device_fingerprint(config.latency.backend, config.latency.threads),
         "created": study.user_attrs.get("created"),
     })
     return SweepRun(study, config, url, directory, resumed, workers, requeued)

@@ -3,7 +3,8 @@
 Any number of workers, on one machine or many, can join the same study; each rebuilds the space,
 recipe and objectives from the study's own `SweepConfig`. Trials run one `study.optimize` call
 at a time, so every trial gets Optuna's heartbeat and every new trial first fails stale ones
-(whose worker died) and queues them again through `RetryFailedTrialCallback`.
+(whose worker died) and queues them again through the storage's heartbeat callback
+(`search/storage.py`). Local workers have a faster path: the sweep's parent sees a worker die.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.errors import UserError
 from archsearch.search.config import SweepConfig
-from archsearch.search.latency import TableLatency, has_table, table_build_command
+from archsearch.search.latency import ScreeningLatency, has_table, table_build_command
 from archsearch.search.record import STUDY_CONFIG
 from archsearch.search.samplers import EHVI_STARTUP, make_sampler
 from archsearch.search.storage import RUNS_DIR, open_storage, run_dir
@@ -109,7 +110,7 @@ def run_worker(storage_url: str, study_name: str, *, index: int = 0, budget: int
         if budget > EHVI_STARTUP and not has_table(config.latency, runs):
             raise UserError(f"--sampler ehvi screens by this device's latency table, and there is none; build it "
                             f"with `{table_build_command(config.latency, runs)}`")
-        screening = dict(space=runner.space, latency_of=TableLatency(config.latency, runner.lock, runs),
+        screening = dict(space=runner.space, latency_of=ScreeningLatency(config.latency, runner.lock, runs),
                          max_latency=config.max_latency_ms)
     finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     study.sampler = make_sampler(config.sampler, worker_seed(config.seed, index, finished),

@@ -42,7 +42,7 @@ def run(args: Sequence[str]) -> None:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     from archsearch.train.datamodule import ShardDataModule
-    from archsearch.train.module import TrainModule
+    from archsearch.train.train_module import TrainModule
 
     args = list(args)
     if not args or args[0] not in (*SUBCOMMANDS, "-h", "--help"):

@@ -36,7 +36,7 @@ class FinalWeights(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        from archsearch.data.store import library_versions
+        from archsearch.environment import library_versions
 
         out = Path(self.dirpath or trainer.default_root_dir)
         out.mkdir(parents=True, exist_ok=True)

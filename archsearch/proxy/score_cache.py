@@ -26,10 +26,10 @@ import torch
 
 from archsearch.errors import UserError
 from archsearch.files import write_json_atomic
-from archsearch.latency.fingerprint import device_fingerprint
+from archsearch.environment import device_fingerprint
 from archsearch.proxy.recipe import Recipe
 from archsearch.proxy.scale import scale_down
-from archsearch.proxy.source import json_digest
+from archsearch.proxy.training_data import json_digest
 from archsearch.spec.arch import ArchSpec
 
 PACKAGE = Path(__file__).resolve().parents[1]

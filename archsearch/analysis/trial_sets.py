@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.analysis.front import Point, is_feasible, pareto_points, scored_points
-from archsearch.analysis.source import StudySource, require_completed
+from archsearch.analysis.open_study import StudySource, require_completed
 
 
 @dataclass(frozen=True)

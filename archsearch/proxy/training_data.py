@@ -10,7 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from archsearch.data.cache import PixelCache
+from archsearch.data.pixel_cache import PixelCache
 from archsearch.data.readers import open_source
 from archsearch.data.source import CaptionSource
 from archsearch.proxy.recipe import Recipe

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from archsearch.data.pixels import normalize
 from archsearch.errors import UserError
-from archsearch.proxy.module import ClipModule
+from archsearch.proxy.clip_module import ClipModule
 from archsearch.proxy.recipe import LossConfig, TrainConfig
 from archsearch.spec.arch import ArchSpec
 from archsearch.spec.io import format_validation_error, resolve_arch, spec_from_mapping
