@@ -128,6 +128,10 @@ def fidelity(args: argparse.Namespace, recipe: Recipe, meta: dict) -> None:
     summary = protocol.summarise(
         names, kinds, costs, {n: per_seed(short_by, n, 0) for n in names}, {n: per_seed(ref_by, n, 1) for n in names},
         {n: per_seed(short_by, n, 0) for n in extra}, {n: per_seed(short_by, n, 0, "train_loss_tail") for n in names})
+    summary["score_screen"] = protocol.score_screen(
+        names, {score: {n: [None if v is None else sign * v for v in per_seed(short_by, n, 0, score.removeprefix("neg_"))]
+                        for n in names} for score, sign in protocol.SHORT_SCORES.items()},
+        {n: per_seed(ref_by, n, 1) for n in names}, costs)
     walls = [short_by[(n, seeds[s][0].name)]["wall_seconds"] for n in names for s in protocol.SEEDS]
     summary["median_trial_seconds"] = statistics.median(walls)
     from proxy_levers import teacher_scores

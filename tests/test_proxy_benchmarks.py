@@ -150,6 +150,7 @@ def test_protocol_report_names_every_architecture_and_the_partial_reference(tmp_
     names, kinds, costs, short, reference, extra, loss = _protocol_inputs(reference_missing=3)
     summary = protocol.summarise(names, kinds, costs, short, reference, extra, loss)
     summary["median_trial_seconds"] = 95.0
+    summary["score_screen"] = protocol.score_screen(names, {"zeroshot_top1": short}, reference, costs)
     tiny, small = scores.load_recipe("cpu-tiny"), scores.load_recipe("cpu-small")
     machine = {"cpu": "test cpu", "threads": 1, "libraries": {"torch": "2.14.1"}}
     record = {"meta": {"date": "2026-12-06", "command": "python benchmarks/proxy_scores.py fidelity",
@@ -168,3 +169,13 @@ def test_protocol_report_names_every_architecture_and_the_partial_reference(tmp_
     fidelity = load_fidelity(path)
     assert [r.arch for r in fidelity.with_reference] == names[:5]
     assert fidelity.short_recipe == "cpu-tiny" and fidelity.reference_name == "cpu-small"
+
+
+def test_score_screen_sets_every_short_score_and_the_baselines_against_the_reference():
+    names, kinds, costs, short, reference, extra, loss = _protocol_inputs(reference_missing=3)
+    reversed_scores = {n: [-v for v in short[n]] for n in names}
+    out = protocol.score_screen(names, {"top1": short, "reversed": reversed_scores}, reference, costs)
+    assert out["top1"]["tau_reference_seed0"] == pytest.approx(1.0) and out["top1"]["n_seed0"] == 5
+    assert out["reversed"]["tau_reference_mean"] == pytest.approx(-1.0) and out["reversed"]["n_mean"] == 5
+    assert out["params_m"]["tau_reference_seed0"] == pytest.approx(1.0) and out["params_m"]["tau_seeds"] is None
+    assert protocol.score_screen(names[:2], {"top1": short}, reference, costs)["top1"]["tau_reference_seed0"] is None

@@ -353,3 +353,13 @@ def test_two_workers_on_postgresql_run_every_trial_exactly_once(workdir, postgre
         assert log.count("start (") == 1
     hosts = {t.user_attrs["worker"] for t in study.trials if "worker" in t.user_attrs}
     assert len(hosts) == 2
+
+
+def test_a_sweep_with_runs_elsewhere_leaves_nothing_in_the_working_directory(workdir, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("workspace")
+    env = {k: v for k, v in _env().items() if k != "ARCHSEARCH_RUNS"}
+    done = _sweep("--trials", "1", "--workers", "1", "--sampler", "random", "--runs", str(elsewhere), env=env)
+    assert sorted(p.name for p in workdir.iterdir()) == ["recipe.yaml", "space.yaml"], done.stdout
+    made = {p.name for p in elsewhere.iterdir()}
+    assert {"space-test-tiny", "teachers", "stores", "cache"} <= made, made
+    assert (elsewhere / "space-test-tiny" / "study.db").is_file()

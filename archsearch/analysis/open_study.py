@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from archsearch.errors import UserError
-from archsearch.search.storage import RUNS_DIR, load_study, read_study_file, redact, run_dir
+from archsearch.search.storage import load_study, read_study_file, redact, run_dir
 
 PLOTS_DIR = "pareto"
 
@@ -29,7 +29,7 @@ class StudySource:
     def name(self) -> str:
         return self.study.study_name
 
-    def out_dir(self, runs: str | Path = RUNS_DIR) -> Path:
+    def out_dir(self, runs: str | Path | None = None) -> Path:
         """Where plots go by default: ``<run dir>/pareto/``, or ``runs/<study>/pareto/``."""
         return (self.run_dir or run_dir(self.name, runs)) / PLOTS_DIR
 
@@ -52,7 +52,7 @@ def open_run_dir(directory: str | Path) -> StudySource:
     return StudySource(load_study(url, info["study"]), redact(url), Path(directory))
 
 
-def open_storage_study(url: str, study: str, runs: str | Path = RUNS_DIR) -> StudySource:
+def open_storage_study(url: str, study: str, runs: str | Path | None = None) -> StudySource:
     """A study by storage URL and name; its run directory is used when this machine has it."""
     _check_file_backed(url, "--storage")
     local = run_dir(study, runs)
@@ -60,7 +60,7 @@ def open_storage_study(url: str, study: str, runs: str | Path = RUNS_DIR) -> Stu
 
 
 def open_source(directory: Optional[str | Path] = None, storage: Optional[str] = None,
-                study: Optional[str] = None, runs: str | Path = RUNS_DIR) -> StudySource:
+                study: Optional[str] = None, runs: str | Path | None = None) -> StudySource:
     """RUN_DIR, or --storage URL with --study NAME: exactly one of the two ways."""
     if directory is not None and (storage is not None or study is not None):
         raise UserError("give either RUN_DIR or --storage URL --study NAME, not both")

@@ -6,6 +6,7 @@ Bad input raises `UserError` in the rooms; here it becomes one line on stderr an
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import sys
 import warnings
@@ -33,6 +34,26 @@ console = Console(width=max(Console().width, 110))
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
 
 
+RUNS_OPTION_HELP = "workspace root for runs, teachers, stores and caches (default: $ARCHSEARCH_RUNS, else ./runs)"
+
+
+@app.callback()
+def main_options(
+    runs: Optional[str] = typer.Option(None, "--runs", help=RUNS_OPTION_HELP),
+) -> None:
+    """Neural-architecture search for CLIP-style image-text models (MobileCLIP, ViTamin and their mixes)."""
+    from archsearch import workspace
+
+    workspace.use(runs)
+
+
+def _workspace(runs: Optional[str]) -> str:
+    """A command's own --runs (the same as the global one), as the root every room then uses."""
+    from archsearch import workspace
+
+    return str(workspace.use(runs))
+
+
 def user_errors_exit_2(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -46,13 +67,8 @@ def user_errors_exit_2(fn: Callable) -> Callable:
 
 def _runs(items) -> str:
     """'a, a, a, b' -> 'a x3, b'."""
-    out: list[list] = []
-    for item in items:
-        if out and out[-1][0] == item:
-            out[-1][1] += 1
-        else:
-            out.append([item, 1])
-    return ", ".join(f"{item} x{n}" if n > 1 else item for item, n in out)
+    counted = ((item, len(list(group))) for item, group in itertools.groupby(items))
+    return ", ".join(f"{item} x{n}" if n > 1 else item for item, n in counted)
 
 
 def _millions(n: int) -> str:
@@ -175,7 +191,8 @@ def latency_build_table(
     backend: str = typer.Option("torch-cpu", help="torch-cpu, torch-cuda, onnxruntime-cpu or coreml"),
     batch: int = typer.Option(1, help="batch size"),
     threads: Optional[int] = typer.Option(None, help="threads (default: every CPU available)"),
-    cache_dir: str = typer.Option("runs/latency_tables", help="where tables live, one per device fingerprint"),
+    cache_dir: str = typer.Option("runs/latency_tables", help="where tables live, one per device fingerprint "
+                                                               "(runs/ is the workspace root, see --runs)"),
     cache_policy: str = typer.Option("auto", help="auto, warm or cold unit timings"),
     rebuild: bool = typer.Option(False, help="re-measure instead of extending this device's table"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -239,7 +256,7 @@ def sweep_command(
     latency_threads: Optional[int] = typer.Option(None, "--latency-threads",
                                                   help="threads of the latency measurement (default 1: robust "
                                                        "to other load on the machine)"),
-    runs: str = typer.Option("runs", "--runs", help="directory of run directories and caches"),
+    runs: Optional[str] = typer.Option(None, "--runs", help=RUNS_OPTION_HELP),
     wandb: str = typer.Option("offline", "--wandb", help="online, offline or disabled"),
 ) -> None:
     """Search: Optuna over a space, scoring each trial by measured latency and proxy zero-shot accuracy."""
@@ -254,7 +271,8 @@ def sweep_command(
 
     options = SweepOptions(space=space, recipe=recipe, trials=trials, study=study, storage=storage, sampler=sampler,
                            objectives=tuple(objective), max_latency_ms=max_latency_ms, max_params_m=max_params,
-                           workers=workers, seed=seed, latency_threads=latency_threads, runs=runs, wandb=wandb)
+                           workers=workers, seed=seed, latency_threads=latency_threads, runs=_workspace(runs),
+                           wandb=wandb)
     run = prepare(options)
     verb = "resuming" if run.resumed else "created"
     console.print(f"{verb} study [bold]{escape(run.study.study_name)}[/bold] in {escape(str(run.directory))}/ "
@@ -313,14 +331,14 @@ def worker_command(
     study: str = typer.Option(..., "--study", help="name of a study created by archsearch sweep"),
     trials: Optional[int] = typer.Option(None, "--trials", help="stop at this many trials (default: the study's)"),
     index: int = typer.Option(0, "--index", help="worker number: offsets the sampler seed"),
-    runs: str = typer.Option("runs", "--runs", help="where this machine keeps run directories and caches"),
+    runs: Optional[str] = typer.Option(None, "--runs", help=RUNS_OPTION_HELP),
     wandb: str = typer.Option("offline", "--wandb", help="online, offline or disabled"),
 ) -> None:
     """Join a running study (from any machine that reaches its storage) and run its trials."""
     from archsearch.search.worker import run_worker
 
     try:
-        ran = run_worker(storage, study, index=index, budget=trials, runs=runs, wandb=wandb)
+        ran = run_worker(storage, study, index=index, budget=trials, runs=_workspace(runs), wandb=wandb)
     except KeyboardInterrupt:
         print(f"archsearch: worker {index} interrupted; its trial is queued again when the sweep resumes",
               file=sys.stderr)
@@ -340,13 +358,14 @@ def pareto_command(
     ref_latency_ms: Optional[float] = typer.Option(None, "--ref-latency-ms",
                                                    help="hypervolume reference latency (default 1.1 x the slowest "
                                                         "scored trial; fix it to compare runs)"),
-    runs: str = typer.Option("runs", "--runs", help="directory of run directories (for --storage)"),
+    runs: Optional[str] = typer.Option(None, "--runs", help=RUNS_OPTION_HELP + "; plots of a --storage study go there"),
 ) -> None:
     """The Pareto front of a study (zero-shot top-1 vs latency): table, hypervolume, PNG and HTML plots."""
     from archsearch.analysis.report import build_report, write_plots
     from archsearch.analysis.open_study import open_run_dir, open_source
     from archsearch.analysis.front_rows import front_rows, front_table
 
+    runs = _workspace(runs)
     source = open_source(run_dir, storage, study, runs)
     report = build_report(source, open_run_dir(vs) if vs else None, ref_latency_ms)
     files = write_plots(report, out or source.out_dir(runs))
@@ -413,7 +432,9 @@ def proxy_command(
         raise UserError(f"--wandb: {wandb!r} is not a wandb mode; allowed: online, offline, disabled")
     spec, preset = resolve_arch(arch)
     loaded = load_recipe(recipe)
-    out = out or Path("runs/proxy") / f"{preset or Path(arch).stem}-{loaded.name}"
+    from archsearch import workspace
+
+    out = out or workspace.under("proxy") / f"{preset or Path(arch).stem}-{loaded.name}"
     try:
         result = run_proxy(spec, loaded, wandb=wandb, out_dir=out, progress=not as_json)
     except NonFiniteLoss as exc:

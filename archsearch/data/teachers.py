@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from archsearch import workspace
 from archsearch.data.open_clip_local import encode_options, load_open_clip, parse_model_ref, preprocess_cfg, short_sha
 from archsearch.data.pixels import normalize
 from archsearch.data.teacher import Teacher
@@ -30,7 +31,6 @@ from archsearch.spec.io import save_spec, spec_from_mapping
 
 CHECKPOINT_NAME = "teacher.pt"
 SHIPPED_SUFFIX = ".safetensors"  # a teacher shipped in fp16: the state dict, with arch and meta as metadata
-TEACHERS_DIR = Path("runs/teachers")
 ACCEPTED_REFS = ("a teacher directory from `archsearch teach` (runs/teachers/NAME/) or its name",
                  f"a {CHECKPOINT_NAME} (or other .pt) written by `archsearch teach`",
                  f"a {SHIPPED_SUFFIX} teacher written by `archsearch teach --ship`",
@@ -214,8 +214,8 @@ def load_teacher(ref: str, device: str | torch.device = "cpu") -> Teacher:
             raise UserError(f"teacher {ref!r}: unknown option {sorted(unknown)[0]!r}; allowed: tag")
         return OpenClipTeacher(name, path, tag=options.get("tag"), device=device)
     path = Path(ref)
-    if not path.exists() and "/" not in ref and (TEACHERS_DIR / ref).is_dir():
-        path = TEACHERS_DIR / ref
+    if not path.exists() and "/" not in ref and (workspace.under("teachers") / ref).is_dir():
+        path = workspace.under("teachers") / ref
     if path.is_dir():
         if not (path / CHECKPOINT_NAME).is_file():
             raise UserError(f"{ref}: folder has no {CHECKPOINT_NAME}; accepted: {'; '.join(ACCEPTED_REFS)}")

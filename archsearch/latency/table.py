@@ -46,6 +46,7 @@ from torch import nn
 
 from archsearch.errors import UserError
 from archsearch.files import write_json_atomic
+from archsearch import workspace
 from archsearch.environment import device_fingerprint
 from archsearch.latency.timing import TimingProtocol, TimingStats, time_until_settled
 from archsearch.latency.units import TOWERS, UNITS_VERSION, ProbeCache, Unit, decompose, distinct_units
@@ -61,7 +62,7 @@ Progress = Optional[Callable[[str], None]]
 
 
 def table_path(fingerprint_id: str, batch: int, cache_dir: str | Path = DEFAULT_CACHE_DIR) -> Path:
-    return Path(cache_dir) / f"{fingerprint_id}-b{batch}.json"
+    return workspace.resolve(cache_dir) / f"{fingerprint_id}-b{batch}.json"
 
 
 def last_level_cache_bytes() -> int:

@@ -12,10 +12,11 @@ from filelock import FileLock
 from archsearch.data.store import ReinforcedStore
 from archsearch.errors import UserError
 from archsearch.proxy.recipe import Recipe
-from archsearch.proxy.training_data import CACHE_DIR, json_digest, training_source
+from archsearch import workspace
+from archsearch.proxy.training_data import cache_dir, json_digest, training_source
 from archsearch.proxy.teach import teach
 
-__all__ = ["CACHE_DIR", "assets_lock", "ensure_store", "json_digest", "store_path", "teacher_refs", "training_source"]
+__all__ = ["cache_dir", "assets_lock", "ensure_store", "json_digest", "store_path", "teacher_refs", "training_source"]
 
 
 def teacher_refs(recipe: Recipe, progress: bool = True) -> list[str]:
@@ -29,7 +30,7 @@ def store_path(recipe: Recipe, teacher_ids: list[str]) -> Path:
     data = recipe.data
     key = {"source": data.source, "teachers": teacher_ids, "augmentations": data.augmentations,
            "synthetic": data.synthetic_captions, "captioner": data.captioner, "seed": recipe.seed}
-    return Path(data.store) / json_digest(key)
+    return workspace.resolve(data.store) / json_digest(key)
 
 
 @contextlib.contextmanager
@@ -37,8 +38,8 @@ def assets_lock() -> Iterator[None]:
     """Hold the lock on this `runs/` tree's teachers and stores: proxy runs started side by side
     (a benchmark's workers, two `archsearch proxy` calls) wait for one builder instead of each
     training the same teachers and writing the same store."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with FileLock(CACHE_DIR / "assets.lock"):
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with FileLock(cache_dir() / "assets.lock"):
         yield
 
 

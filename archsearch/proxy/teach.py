@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from archsearch import workspace
 from archsearch.data.captioners import load_captioner
 from archsearch.data.dataset import AugmentedDataset
 from archsearch.data.teachers import CHECKPOINT_NAME, save_teacher
@@ -36,7 +37,7 @@ def teacher_dirs(recipe: Recipe) -> list[Path]:
     key = json_digest({"training": cfg.model_dump(mode="json", exclude_none=True), "source": recipe.data.source,
                    "captioner": recipe.data.captioner, "seed": recipe.seed})
     name = Path(cfg.arch).stem
-    return [Path(cfg.dir) / f"{name}-{key}-s{k}" for k in range(cfg.count)]
+    return [workspace.resolve(cfg.dir) / f"{name}-{key}-s{k}" for k in range(cfg.count)]
 
 
 def teach(recipe: Recipe, progress: bool = True, force: bool = False) -> list[Path]:

@@ -10,12 +10,16 @@ import hashlib
 import json
 from pathlib import Path
 
+from archsearch import workspace
 from archsearch.data.pixel_cache import PixelCache
 from archsearch.data.readers import open_source
 from archsearch.data.source import CaptionSource
 from archsearch.proxy.recipe import Recipe
 
-CACHE_DIR = Path("runs/cache")
+
+def cache_dir() -> Path:
+    """The workspace's cache: rendered pixels and the assets lock."""
+    return workspace.under("cache")
 
 
 def json_digest(value) -> str:
@@ -27,5 +31,5 @@ def training_source(recipe: Recipe) -> CaptionSource:
     """The recipe's source; an indexable one is read through a pixel cache (decoded once)."""
     source = open_source(recipe.data.source)
     if hasattr(type(source), "__getitem__"):
-        return PixelCache(source, CACHE_DIR)
+        return PixelCache(source, cache_dir())
     return source

@@ -19,10 +19,10 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+from archsearch import workspace
 from archsearch.errors import UserError
 from archsearch.files import write_json_atomic
 
-RUNS_DIR = Path("runs")
 STUDY_FILE = "study.json"
 
 MAX_RETRIES = 2
@@ -34,11 +34,12 @@ def heartbeat_interval_s() -> int:
     return int(os.environ.get("ARCHSEARCH_HEARTBEAT_S", "10"))
 
 
-def run_dir(study: str, runs: str | Path = RUNS_DIR) -> Path:
-    return Path(runs) / study
+def run_dir(study: str, runs: str | Path | None = None) -> Path:
+    """`<runs>/<study>/`; `runs` defaults to the workspace root (`archsearch.workspace`)."""
+    return (workspace.root() if runs is None else Path(runs)) / study
 
 
-def default_storage_url(study: str, runs: str | Path = RUNS_DIR) -> str:
+def default_storage_url(study: str, runs: str | Path | None = None) -> str:
     return f"sqlite:///{(run_dir(study, runs) / 'study.db').resolve()}"
 
 

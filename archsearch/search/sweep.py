@@ -24,6 +24,7 @@ from typing import Callable, Optional
 import optuna
 from optuna.trial import TrialState
 
+from archsearch import workspace
 from archsearch.errors import UserError
 from archsearch.environment import device_fingerprint
 from archsearch.environment import available_cpus, library_versions
@@ -32,7 +33,7 @@ from archsearch.search.config import DEFAULT_SAMPLER, LatencySettings, SweepConf
 from archsearch.search.latency import has_table, latency_table_dir
 from archsearch.search.record import STUDY_CONFIG, STUDY_OBJECTIVES
 from archsearch.search.samplers import EHVI_STARTUP
-from archsearch.search.storage import (RUNS_DIR, default_storage_url, open_storage, redact, run_dir,
+from archsearch.search.storage import (default_storage_url, open_storage, redact, run_dir,
                                        supports_heartbeat, write_study_file)
 from archsearch.search.trial import INTERRUPTED, WORKER_DIED, worker_label
 from archsearch.search.worker import STUDY_BUDGET, quiet_libraries
@@ -56,7 +57,7 @@ class SweepOptions:
     workers: Optional[int] = None
     seed: int = 0
     latency_threads: Optional[int] = None
-    runs: str = str(RUNS_DIR)
+    runs: Optional[str] = None  # the workspace root (archsearch.workspace) when None
     wandb: str = "offline"
 
 
@@ -118,8 +119,9 @@ def prepare(options: SweepOptions) -> SweepRun:
     quiet_libraries()
     config = build_config(options)
     name = options.study or f"{config.space_name}-{config.recipe['name']}"
-    directory = run_dir(name, options.runs)
-    url = options.storage or default_storage_url(name, options.runs)
+    runs = workspace.use(options.runs)  # set for this process and the workers it starts
+    directory = run_dir(name, runs)
+    url = options.storage or default_storage_url(name, runs)
     study = optuna.create_study(study_name=name, storage=open_storage(url), directions=config.directions,
                                 load_if_exists=True)
     existing = study.user_attrs.get(STUDY_CONFIG)
@@ -197,8 +199,9 @@ class LocalWorkers:
     most `max_restarts` times per sweep. Heartbeats remain the safety net for workers on other
     machines, which no parent watches."""
 
-    def __init__(self, run: SweepRun, runs: str, wandb: str, max_restarts: int = MAX_RESTARTS):
-        self.run, self.runs, self.wandb, self.max_restarts = run, runs, wandb, max_restarts
+    def __init__(self, run: SweepRun, wandb: str, max_restarts: int = MAX_RESTARTS):
+        self.run, self.wandb, self.max_restarts = run, wandb, max_restarts
+        self.runs = str(run.directory.parent)  # the workspace root the study lives in
         self.logs = run.directory / "workers"
         self.restarts = 0
         self.procs: list[subprocess.Popen] = []
@@ -281,7 +284,7 @@ def fail_trials_of(study: optuna.Study, pid: int, reason: str) -> list[int]:
 def run_sweep(run: SweepRun, options: SweepOptions, watch: Callable[[LocalWorkers], None]) -> list[int]:
     """Run the workers to completion while `watch` shows progress (and calls their `check` as it
     polls); returns their exit codes."""
-    workers = LocalWorkers(run, options.runs, options.wandb).start()
+    workers = LocalWorkers(run, options.wandb).start()
     try:
         watch(workers)
         return workers.wait()

@@ -17,12 +17,13 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from archsearch import workspace
 from archsearch.errors import UserError
 from archsearch.search.config import SweepConfig
 from archsearch.search.latency import ScreeningLatency, has_table, table_build_command
 from archsearch.search.record import STUDY_CONFIG
 from archsearch.search.samplers import EHVI_STARTUP, make_sampler
-from archsearch.search.storage import RUNS_DIR, open_storage, run_dir
+from archsearch.search.storage import open_storage, run_dir
 from archsearch.search.trial import INTERRUPTED, WORKER_DIED, TrialRunner
 
 STUDY_BUDGET = "trials"
@@ -89,9 +90,10 @@ def quiet_libraries() -> None:
 
 
 def run_worker(storage_url: str, study_name: str, *, index: int = 0, budget: int | None = None,
-               runs: str | Path = RUNS_DIR, wandb: str = "offline") -> int:
+               runs: str | Path | None = None, wandb: str = "offline") -> int:
     """Run trials of `study_name` until its budget is spent; returns how many this worker ran."""
     quiet_libraries()
+    runs = workspace.use(runs)
     storage = open_storage(storage_url)
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)

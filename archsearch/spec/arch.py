@@ -21,6 +21,7 @@ mbconv      none        ViTamin MbConv-LN block (the inverted bottleneck is its 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from typing import Literal, Optional
 
@@ -232,11 +233,6 @@ def layout_summary(spec: ArchSpec) -> str:
     image = "-".join(
         f"{MIXER_LETTER[s.mixer]}{'g' if s.mlp == 'geglu' else ''}{s.depth}" for s in spec.image.stages
     )
-    runs: list[list] = []
-    for mixer in spec.text.layers:
-        if runs and runs[-1][0] == mixer:
-            runs[-1][1] += 1
-        else:
-            runs.append([mixer, 1])
+    runs = [(mixer, len(list(group))) for mixer, group in itertools.groupby(spec.text.layers)]
     text = "-".join(f"{MIXER_LETTER[m]}{n if n > 1 else ''}" for m, n in runs)
     return f"{image} @{spec.resolution} | text {text} x{spec.text.width}"
