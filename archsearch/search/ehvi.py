@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import norm
 
 from archsearch.pareto import front_indices, staircase
+from archsearch.search.optuna_private import set_user_attr
 from archsearch.space.space import PrunedArchitecture, SearchSpace
 from archsearch.spec.arch import ArchSpec
 
@@ -271,7 +272,7 @@ class KnownLatencySampler(BaseSampler):
         if chosen is not None:
             self._chosen[trial.number] = chosen
             self.screened[trial.number] = self.last_choice
-            study._storage.set_trial_user_attr(trial._trial_id, SCREENING_ATTR, self.last_choice)
+            set_user_attr(study, trial, SCREENING_ATTR, self.last_choice)
 
     def _feasible(self, trial: FrozenTrial) -> bool:
         if self.constraints_func is None:

@@ -31,6 +31,7 @@ from archsearch.environment import available_cpus, library_versions
 from archsearch.proxy.recipe import load_recipe
 from archsearch.search.config import DEFAULT_SAMPLER, LatencySettings, SweepConfig
 from archsearch.search.latency import has_table, latency_table_dir
+from archsearch.search.optuna_private import fail_running_trial
 from archsearch.search.record import STUDY_CONFIG, STUDY_OBJECTIVES
 from archsearch.search.samplers import EHVI_STARTUP
 from archsearch.search.storage import (default_storage_url, open_storage, redact, run_dir,
@@ -269,12 +270,10 @@ def stop_workers(procs: list[subprocess.Popen], grace_s: float = 30.0) -> None:
 def fail_trials_of(study: optuna.Study, pid: int, reason: str) -> list[int]:
     """Fail the RUNNING trials of the local worker process `pid` with `reason`, and queue each again."""
     lost = []
-    storage = study._storage  # noqa: SLF001 - the study's own storage, as optuna.storages.fail_stale_trials uses
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.user_attrs.get("worker") != worker_label(pid):
             continue
-        storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)  # noqa: SLF001
-        if storage.set_trial_state_values(t._trial_id, TrialState.FAIL):  # noqa: SLF001
+        if fail_running_trial(study, t, reason):
             attrs = {"retry_of": t.number, **({"preset": t.user_attrs["preset"]} if "preset" in t.user_attrs else {})}
             study.enqueue_trial(t.params, user_attrs=attrs)
             lost.append(t.number)
