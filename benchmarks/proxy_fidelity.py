@@ -77,6 +77,12 @@ def architectures(draws: int, seed: int, per_layout: int) -> list[tuple[str, str
     return presets + protocol_draws(draws, seed, per_layout)
 
 
+def load_reference_recipe(name: str = "cpu-small") -> Recipe:
+    from archsearch.proxy.recipe import load_recipe
+
+    return load_recipe(name)
+
+
 def check_reference(short: Recipe, reference: Recipe) -> None:
     """The protocol's conditions on the reference recipe, as one clear error naming the field."""
     problems = []
@@ -256,8 +262,9 @@ def report(record: dict, workers: int) -> list[str]:
         met = "not measured yet" if t["met"] is None else "yes" if t["met"] else "no"
         lines.append(f"| {name} | {t['target']} | {value} | {met} |")
     if k < n:
-        lines += ["", f"The reference has run for {k} of {n} architectures; they run cheapest first (by the short "
-                  "run's time), so the partial figures lean towards the smaller models."]
+        lines += ["", f"The reference has run at both seeds for {k} of {n} architectures and at seed 0 for "
+                  f"{record['reference_seed0_complete']}; it runs cheapest first (by the short run's time), so the "
+                  "partial figures lean towards the smaller models."]
     lines += ["", "Draws of spaces/hybrid.yaml (RandomSampler, seed in the command; spec in the JSON): "
               + ", ".join(f"{d['name']} ({d['layout']})" for d in record["draws"]) + "."]
     return lines

@@ -23,6 +23,7 @@ import json
 import statistics
 from typing import Any
 
+import proxy_fidelity
 from findings_common import RESULTS, meta, score_all, with_seed
 
 from archsearch.analysis.ranking import (
@@ -51,6 +52,10 @@ LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
     "ls0.1-b64-s160": ("ls0.1, batch 64 and 2x the steps (same images seen)",
                        {"scale.layer_scale_init": 0.1, "train.batch_size": 64, "train.steps": 160,
                         "train.warmup_steps": 20}),
+    "lr1e-3": ("half the peak lr: deep attention stacks without LayerScale may start too hot",
+               {"train.lr": 1.0e-3}),
+    "lr4e-3": ("twice the peak lr: large models get further in 80 steps",
+               {"train.lr": 4.0e-3}),
 }
 
 
@@ -74,7 +79,7 @@ def with_overrides(recipe: Recipe, lever: str) -> Recipe:
 
 
 def summarise(lever: str, recipe: Recipe, names: list[str], rows: list[dict], seeds: list[int],
-              costs: dict[str, dict]) -> dict:
+              costs: dict[str, dict], reference: dict[str, float] | None = None) -> dict:
     """One lever's screen figures from its runs (arch-major, seed-minor order)."""
     n = len(seeds)
     walls = [r.get("wall_seconds", r["train_seconds"]) for r in rows]
@@ -93,6 +98,10 @@ def summarise(lever: str, recipe: Recipe, names: list[str], rows: list[dict], se
                                           for j, s in enumerate(seeds)},
                    "tau_params": kendall_tau([costs[k]["params_m"] for k in names], mean),
                    "tau_gmacs": kendall_tau([costs[k]["gmacs"] for k in names], mean)}
+        if reference:  # against the 10x reference (seed 0) of the fidelity protocol, seed by seed
+            figures["tau_reference_seed0"] = {
+                f"seed{s}": kendall_tau([values[k][j] for k in names], [reference[k] for k in names])
+                for j, s in enumerate(seeds)}
         if n >= 2:
             first, second = [values[k][0] for k in names], [values[k][1] for k in names]
             figures["tau_seeds"] = kendall_tau(first, second)
@@ -105,6 +114,20 @@ def summarise(lever: str, recipe: Recipe, names: list[str], rows: list[dict], se
     return out
 
 
+def reference_scores(recipe: Recipe) -> dict[str, float]:
+    """Zero-shot top-1 of the fidelity protocol's reference (seed 0) for every protocol architecture
+    the run log holds it for."""
+    from proxy_scores import _done, recorded
+
+    reference, log = proxy_fidelity.load_reference_recipe(), _done()
+    out = {}
+    for name, _, spec in proxy_fidelity.architectures(14, 0, 2):
+        row = recorded(name, spec, reference, done=log)
+        if row is not None:
+            out[name] = row["zeroshot_top1"]
+    return out
+
+
 def teacher_scores(recipe: Recipe) -> list[float]:
     from archsearch.data.teachers import teacher_meta
     from archsearch.proxy.teach import teach
@@ -114,22 +137,25 @@ def teacher_scores(recipe: Recipe) -> list[float]:
 
 def table(summaries: list[dict], names: list[str], teachers: list[float]) -> list[str]:
     lines = ["| lever | score | steps @px | " + " | ".join(names) + " | tau seeds | swaps s0 / s1 | min x chance | "
-             "median s | tau params / GMACs |", "|---" * (len(names) + 8) + "|"]
+             "median s | tau params / GMACs | tau reference s0 / s1 |", "|---" * (len(names) + 9) + "|"]
     for s in summaries:
         for score in (k for k in SCORES if k in s):
             f = s[score]
-            swaps = " / ".join(f"{sum(v.values()):g}" for v in f["preset_order_swaps"].values())
+            swaps = " / ".join(f"{sum(v.values()):g}" if v else "-" for v in f["preset_order_swaps"].values())
+            ref = " / ".join(f"{v:.2f}" for v in f["tau_reference_seed0"].values()) if "tau_reference_seed0" in f else "-"
             digits = 1 if score == "zeroshot_top1" else 3
             lines.append(f"| {s['lever']} | {score} | {s['steps']} @{s['resolution']} | "
                          + " | ".join(", ".join(f"{v:.{digits}f}" for v in f["scores"][k]) for k in names)
                          + f" | {f.get('tau_seeds', float('nan')):.2f} [{f['tau_seeds_ci95'][0]:.2f}, "
                            f"{f['tau_seeds_ci95'][1]:.2f}] | {swaps} | {s['min_multiple_of_chance']:.1f} | "
-                           f"{s['median_wall_seconds']:.0f} | {f['tau_params']:.2f} / {f['tau_gmacs']:.2f} |")
+                           f"{s['median_wall_seconds']:.0f} | {f['tau_params']:.2f} / {f['tau_gmacs']:.2f} | {ref} |")
     lines += ["", "Scores at student seeds 0, 1: zero-shot top-1 (%) on 64 classes (chance 1.6%), and minus the mean "
               "training loss over the last quarter of the steps (Ru et al.'s TSE-E); swaps count pairs of each family "
-              "out of the papers' order (a tie counts half); tau seeds has its 95% bootstrap interval over the 7 "
-              "architectures; tau params / GMACs ranks the seed-mean score against "
-              "full-size params and GMACs; min x chance is the lowest top-1 over the 7 x 2 runs.",
+              "out of the papers' order (a tie counts half; - where a family is not all there); tau seeds has its 95% "
+              f"bootstrap interval over the {len(names)} architectures; tau params / GMACs ranks the seed-mean score "
+              "against full-size params and GMACs; tau reference ranks each seed's score against the zero-shot top-1 "
+              "of the fidelity protocol's 10x reference (cpu-small, seed 0) where it was run; min x chance is the "
+              "lowest top-1 over all runs.",
               f"Teachers (the store's, zero-shot top-1): {', '.join(f'{t:.1f}' for t in teachers)}.", "",
               *(f"- **{s['lever']}**: {s['question']}; overrides `{json.dumps(s['overrides'])}`" for s in summaries)]
     untried = [name for name in LEVERS if name not in {s["lever"] for s in summaries}]
@@ -142,13 +168,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="cpu-tiny")
     parser.add_argument("--levers", nargs="+", choices=list(LEVERS), default=list(LEVERS))
-    parser.add_argument("--archs", nargs="+", default=list(PUBLISHED_PRESETS))
+    parser.add_argument("--archs", nargs="+", default=list(PUBLISHED_PRESETS),
+                        help="presets, or the fidelity protocol's draws by name (hybrid-s0-N)")
+    parser.add_argument("--with-reference", action="store_true",
+                        help="the fidelity protocol's architectures whose reference (seed 0) is in the run log, "
+                             "instead of --archs; adds tau against that reference to the figures")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="proxy_levers")
     args = parser.parse_args()
     base = load_recipe(args.recipe)
-    specs = {name: get_preset(name) for name in args.archs}
+    reference = reference_scores(base) if args.with_reference else {}
+    protocol = {name: spec for name, _, spec in proxy_fidelity.architectures(14, 0, 2)}
+    names = [n for n in protocol if n in reference] if args.with_reference else args.archs
+    specs = {name: protocol[name] if name in protocol else get_preset(name) for name in names}
+    args.archs = names
     costs = {}
     for name, spec in specs.items():
         cost = measure_cost(spec)
@@ -163,19 +197,21 @@ def main() -> None:
         done = dict(zip(order, score_all([jobs[i] for i in order], args.workers)))
         rows = [done[i] for i in range(len(jobs))]
         all_rows += rows
-        summaries.append(summarise(lever, recipe, args.archs, rows, args.seeds, costs))
+        summaries.append(summarise(lever, recipe, args.archs, rows, args.seeds, costs, reference))
         last = summaries[-1]
         print(json.dumps({"lever": lever, "median_wall_seconds": last["median_wall_seconds"],
                           **{score: {k: last[score].get(k) for k in ("tau_seeds", "preset_order_swaps")}
                              for score in SCORES if score in last}}), flush=True)
     teachers = teacher_scores(base)
     record = {"meta": meta("proxy_levers.py", base), "architectures": args.archs, "seeds": args.seeds,
+              "reference_top1": reference,
               "costs": costs, "teachers_top1": teachers, "levers": summaries,
               "runs": [{k: v for k, v in r.items() if k not in ("spec", "recipe_config")} for r in all_rows]}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(record, indent=2) + "\n")
     m = record["meta"]
-    lines = ["# Proxy levers on the papers' seven variants", "", f"- date: {m['date']}", f"- command: `{m['command']}`",
+    title = "the protocol's architectures with a reference" if args.with_reference else "the papers' seven variants"
+    lines = [f"# Proxy levers on {title}", "", f"- date: {m['date']}", f"- command: `{m['command']}`",
              f"- machine: {m['machine']['cpu']}, {m['machine']['threads']} thread(s) per run, "
              f"{args.workers} runs at a time, torch {m['machine']['libraries']['torch']}", "",
              *table(summaries, args.archs, teachers), ""]

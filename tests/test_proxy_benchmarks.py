@@ -162,7 +162,7 @@ def test_protocol_report_names_every_architecture_and_the_partial_reference(tmp_
     assert all(f"| {n} |" in text for n in names)
     assert "tau(short seed 0, reference mean), n = 5 of 8: 1.00" in text
     assert "| median_trial_seconds | <= 90 (1 thread) | 95.0 | no |" in text
-    assert "The reference has run for 5 of 8 architectures" in text
+    assert "The reference has run at both seeds for 5 of 8 architectures and at seed 0 for 5" in text
     # the analysis room reads the same record (what the notebook plots)
     path = tmp_path / "proxy_fidelity.json"
     path.write_text(json.dumps(record))
