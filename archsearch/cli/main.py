@@ -287,19 +287,20 @@ def sweep_command(
         if console.is_terminal:
             with Live(console=console, refresh_per_second=1, transient=False) as live:
                 while True:
-                    for event in workers.check():  # before counting: a dead worker may be replaced
+                    events, alive = workers.poll()  # a dead worker is replaced before it is counted
+                    for event in events:
                         live.console.print(f"[bold yellow]{escape(event)}[/bold yellow]")
-                    if not workers.alive:
+                    if not alive:
                         break
-                    live.update(sweep_view(run.study, trials, started, workers.alive))
+                    live.update(sweep_view(run.study, trials, started, alive))
                     time.sleep(2)
                 live.update(sweep_view(run.study, trials, started, 0))
             return
         seen = None  # a log: a line per change, since a redrawn frame would print only its last state
         while True:
-            for event in workers.check():
+            events, alive = workers.poll()
+            for event in events:
                 console.print(escape(event), soft_wrap=True)
-            alive = workers.alive
             now = run.study.get_trials(deepcopy=False)
             if (trial_counts(now), alive) != seen:
                 seen = (trial_counts(now), alive)

@@ -245,6 +245,14 @@ class LocalWorkers:
             events.append(line)
         return events
 
+    def poll(self) -> tuple[list[str], int]:
+        """`check`, then how many workers run; a worker that died just before the count is handled
+        (and replaced) before the count can read zero."""
+        events = self.check()
+        if not self.alive:
+            events += self.check()
+        return events, self.alive
+
     def wait(self) -> list[int]:
         """Exit codes of the workers now in place (a replaced worker's death was reported by `check`)."""
         return [proc.wait() for proc in self.procs]
