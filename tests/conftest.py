@@ -14,6 +14,18 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 @pytest.fixture(autouse=True)
+def _workspace_root_restored():
+    """`--runs` sets ARCHSEARCH_RUNS for the process (the CLI's workspace root); a test that runs a
+    command in-process must not move the root of every later test in this worker."""
+    before = os.environ.get("ARCHSEARCH_RUNS")
+    yield
+    if before is None:
+        os.environ.pop("ARCHSEARCH_RUNS", None)
+    else:
+        os.environ["ARCHSEARCH_RUNS"] = before
+
+
+@pytest.fixture(autouse=True)
 def _deterministic_torch():
     torch.manual_seed(0)
     torch.set_num_threads(PER_WORKER_THREADS)

@@ -93,7 +93,7 @@ def run_worker(storage_url: str, study_name: str, *, index: int = 0, budget: int
                runs: str | Path | None = None, wandb: str = "offline") -> int:
     """Run trials of `study_name` until its budget is spent; returns how many this worker ran."""
     quiet_libraries()
-    runs = workspace.use(runs)
+    runs = workspace.root() if runs is None else Path(runs)  # the CLI's --runs has set the root for the rooms
     storage = open_storage(storage_url)
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
