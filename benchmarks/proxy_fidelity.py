@@ -77,12 +77,6 @@ def architectures(draws: int, seed: int, per_layout: int) -> list[tuple[str, str
     return presets + protocol_draws(draws, seed, per_layout)
 
 
-def load_reference_recipe(name: str = "cpu-small") -> Recipe:
-    from archsearch.proxy.recipe import load_recipe
-
-    return load_recipe(name)
-
-
 def check_reference(short: Recipe, reference: Recipe) -> None:
     """The protocol's conditions on the reference recipe, as one clear error naming the field."""
     problems = []
@@ -100,8 +94,13 @@ def check_reference(short: Recipe, reference: Recipe) -> None:
         raise ValueError(f"reference recipe {reference.name!r} does not fit the protocol: {'; '.join(problems)}")
 
 
-def _tau_or_none(a: list[float], b: list[float]) -> float | None:
-    return kendall_tau(a, b) if len(a) >= 2 else None
+def _tau(a: list[float], b: list[float], least: int = 3) -> float | None:
+    """Kendall's tau, or None over fewer than `least` architectures (too few to rank)."""
+    return kendall_tau(a, b) if len(a) >= least else None
+
+
+def _interval(a: list[float], b: list[float]) -> tuple[float, float] | None:
+    return tau_bootstrap_ci(a, b) if len(a) >= 3 else None
 
 
 def summarise(names: list[str], kinds: dict[str, str], costs: dict[str, dict], short: dict[str, list],
@@ -128,7 +127,7 @@ def summarise(names: list[str], kinds: dict[str, str], costs: dict[str, dict], s
         "architectures": names,
         "tau_short_seeds": kendall_tau(s0, [short[n][1] for n in names]),
         "tau_short_seeds_ci": tau_bootstrap_ci(s0, [short[n][1] for n in names]),
-        "tau_reference_seeds": _tau_or_none([reference[n][0] for n in complete], [reference[n][1] for n in complete]),
+        "tau_reference_seeds": _tau([reference[n][0] for n in complete], [reference[n][1] for n in complete], least=2),
         "tau_short_reference": None, "tau_short_reference_ci": None, "tau_params": None, "tau_gmacs": None,
         "reference_complete": len(complete),
         "min_multiple_of_chance": min(row["multiple_of_chance"] for row in table),
@@ -139,8 +138,8 @@ def summarise(names: list[str], kinds: dict[str, str], costs: dict[str, dict], s
     }
     first = [n for n in names if reference[n][0] is not None]
     out["reference_seed0_complete"] = len(first)
-    out["tau_short_reference_seed0"] = kendall_tau([short[n][0] for n in first], [reference[n][0] for n in first]) \
-        if len(first) >= 3 else None
+    interim = [short[n][0] for n in first], [reference[n][0] for n in first]
+    out["tau_short_reference_seed0"], out["tau_short_reference_seed0_ci"] = _tau(*interim), _interval(*interim)
     if len(complete) >= 3:
         mean = [ref_mean[n] for n in complete]
         out["tau_short_reference"] = kendall_tau([short[n][0] for n in complete], mean)
@@ -171,17 +170,13 @@ def score_screen(names: list[str], scores: dict[str, dict[str, list]], reference
     out = {}
     for score, values in scores.items():
         out[score] = {"tau_seeds": kendall_tau([values[n][0] for n in names], [values[n][1] for n in names]),
-                      "tau_reference_seed0": _tau3([values[n][0] for n in first], ref0), "n_seed0": len(first),
-                      "tau_reference_mean": _tau3([values[n][0] for n in complete], mean), "n_mean": len(complete)}
+                      "tau_reference_seed0": _tau([values[n][0] for n in first], ref0), "n_seed0": len(first),
+                      "tau_reference_mean": _tau([values[n][0] for n in complete], mean), "n_mean": len(complete)}
     for baseline in ("params_m", "gmacs"):
-        out[baseline] = {"tau_seeds": None, "tau_reference_seed0": _tau3([costs[n][baseline] for n in first], ref0),
+        out[baseline] = {"tau_seeds": None, "tau_reference_seed0": _tau([costs[n][baseline] for n in first], ref0),
                          "n_seed0": len(first), "n_mean": len(complete),
-                         "tau_reference_mean": _tau3([costs[n][baseline] for n in complete], mean)}
+                         "tau_reference_mean": _tau([costs[n][baseline] for n in complete], mean)}
     return out
-
-
-def _tau3(a: list[float], b: list[float]) -> float | None:
-    return kendall_tau(a, b) if len(a) >= 3 else None
 
 
 def targets(summary: dict, median_seconds: float) -> dict[str, dict]:
@@ -243,7 +238,7 @@ def report(record: dict, workers: int) -> list[str]:
               f"{_ci(record['tau_short_reference_ci'])}; by the loss tail "
               f"{_f(record.get('tau_short_loss_tail_reference'), 2)}",
               f"- interim, tau(short seed 0, reference seed 0), n = {record['reference_seed0_complete']} of {n}: "
-              f"{_f(record['tau_short_reference_seed0'], 2)}",
+              f"{_f(record['tau_short_reference_seed0'], 2)}{_ci(record.get('tau_short_reference_seed0_ci'))}",
               f"- baselines against the reference mean, n = {k}: params {_f(record['tau_params'], 2)}, "
               f"GMACs {_f(record['tau_gmacs'], 2)}",
               "- papers' order of the seven published variants (pairs out of order; a tie counts half): "

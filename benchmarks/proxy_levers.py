@@ -99,9 +99,10 @@ def summarise(lever: str, recipe: Recipe, names: list[str], rows: list[dict], se
                    "tau_params": kendall_tau([costs[k]["params_m"] for k in names], mean),
                    "tau_gmacs": kendall_tau([costs[k]["gmacs"] for k in names], mean)}
         if reference:  # against the 10x reference (seed 0) of the fidelity protocol, seed by seed
-            figures["tau_reference_seed0"] = {
-                f"seed{s}": kendall_tau([values[k][j] for k in names], [reference[k] for k in names])
-                for j, s in enumerate(seeds)}
+            pairs = {f"seed{s}": ([values[k][j] for k in names], [reference[k] for k in names])
+                     for j, s in enumerate(seeds)}
+            figures["tau_reference_seed0"] = {s: kendall_tau(*pair) for s, pair in pairs.items()}
+            figures["tau_reference_seed0_ci95"] = {s: tau_bootstrap_ci(*pair) for s, pair in pairs.items()}
         if n >= 2:
             first, second = [values[k][0] for k in names], [values[k][1] for k in names]
             figures["tau_seeds"] = kendall_tau(first, second)
@@ -119,7 +120,7 @@ def reference_scores(recipe: Recipe) -> dict[str, float]:
     the run log holds it for."""
     from proxy_scores import _done, recorded
 
-    reference, log = proxy_fidelity.load_reference_recipe(), _done()
+    reference, log = load_recipe("cpu-small"), _done()
     out = {}
     for name, _, spec in proxy_fidelity.architectures(14, 0, 2):
         row = recorded(name, spec, reference, done=log)
@@ -142,7 +143,9 @@ def table(summaries: list[dict], names: list[str], teachers: list[float]) -> lis
         for score in (k for k in SCORES if k in s):
             f = s[score]
             swaps = " / ".join(f"{sum(v.values()):g}" if v else "-" for v in f["preset_order_swaps"].values())
-            ref = " / ".join(f"{v:.2f}" for v in f["tau_reference_seed0"].values()) if "tau_reference_seed0" in f else "-"
+            ref = " / ".join(f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, (lo, hi) in
+                             zip(f["tau_reference_seed0"].values(), f["tau_reference_seed0_ci95"].values())
+                             ) if "tau_reference_seed0" in f else "-"
             digits = 1 if score == "zeroshot_top1" else 3
             lines.append(f"| {s['lever']} | {score} | {s['steps']} @{s['resolution']} | "
                          + " | ".join(", ".join(f"{v:.{digits}f}" for v in f["scores"][k]) for k in names)

@@ -138,6 +138,8 @@ def test_protocol_with_a_partial_reference_reports_its_n_and_leaves_the_target_o
     out = protocol.summarise(names, kinds, costs, short, reference, extra, loss)
     assert out["reference_complete"] == 5 and out["table"][-1]["reference_mean"] is None
     assert out["reference_seed0_complete"] == 5 and out["tau_short_reference_seed0"] == pytest.approx(1.0)
+    low, high = out["tau_short_reference_seed0_ci"]
+    assert low <= out["tau_short_reference_seed0"] <= high
     assert out["tau_short_reference"] == pytest.approx(1.0)  # over the 5 with a reference
     assert protocol.targets(out, 120.0)["tau_short_reference"]["met"] is None
     none = protocol.summarise(names, kinds, costs, short, {n: [None, None] for n in names}, extra, loss)
