@@ -131,3 +131,71 @@ def test_cli_build_table_on_a_tiny_space(tmp_path):
     assert Path(summary["path"]).parent == tmp_path / "tables"
     assert summary["units"] == len(table["units"]) > 0
     assert Path(summary["path"]).name.startswith(summary["fingerprint"])
+
+
+# --- drift correction -----------------------------------------------------------------------------
+
+def test_interleaved_ratio_cancels_slow_phases_that_a_plain_median_records():
+    from archsearch.latency.drift import DriftProtocol, corrected_stats, interleaved_ratio
+
+    calls = itertools.count()
+
+    def slowed(ms, clock=calls):  # the machine runs at a third of its speed for 25 calls in every 50
+        return lambda: ms * (3.0 if next(clock) % 50 >= 25 else 1.0)
+
+    candidate, anchor = slowed(20.0), slowed(10.0)
+    ratio = interleaved_ratio(candidate, anchor, DriftProtocol(warmup=1, per_round=5, min_rounds=10, max_rounds=20))
+    assert ratio.ratio == pytest.approx(2.0) and ratio.rounds >= 10 and ratio.runs == 5 * ratio.rounds
+    corrected = corrected_stats(ratio, anchor_quiet_ms=10.0)
+    assert corrected.median_ms == pytest.approx(20.0) and corrected.runs == ratio.runs
+    # A plain median taken in a slow phase reads the phase, not the model.
+    plain = time_until_settled(slowed(20.0, itertools.count(25)), TimingProtocol(warmup=0, min_runs=20, round_size=20))
+    assert plain.median_ms == pytest.approx(60.0)
+
+
+def test_drift_corrected_result_records_its_anchor_and_ratios_in_a_fresh_process():
+    from archsearch.latency.drift import DriftProtocol
+
+    result = measure_latency(TINY, threads=1, fresh_process=True, protocol=QUICK, anchor="mobileclip_s0",
+                             anchor_quiet_ms={"image_ms": 100.0, "text_ms": 50.0},
+                             drift=DriftProtocol(warmup=1, per_round=2, min_rounds=2, max_rounds=4))
+    record = result.to_dict()
+    assert record["method"] == "drift_corrected" and record["correction"]["anchor"] == "mobileclip_s0"
+    assert record["image_ms"] == pytest.approx(100.0 * record["correction"]["image"]["ratio"])
+    assert record["text_ms"] == pytest.approx(50.0 * record["correction"]["text"]["ratio"])
+    assert 0 < record["correction"]["image"]["ratio"] < 1  # the tiny tower is faster than MobileCLIP-S0's
+    assert measure_latency(TINY, threads=1, protocol=QUICK).to_dict()["method"] == "direct"
+
+
+@pytest.mark.slow
+def test_drift_correction_holds_while_another_process_takes_half_of_the_measured_cpu():
+    """Two real processes on one CPU: a busy loop (a slow phase of a shared host, made to order)
+    and the measurement. Full-size presets, as a sweep times them: a tower of tiny-space size runs
+    for less than one scheduler slice, so it is either not slowed at all or slowed by a whole slice,
+    which is not what a host's slow phase does to a model."""
+    from archsearch.latency.drift import DriftProtocol
+    from archsearch.spec import get_preset
+
+    cpu = available_cpus()[-1]
+    quick = TimingProtocol(warmup=2, min_runs=10, round_size=5, max_runs=40, max_seconds=15)
+    drift = DriftProtocol(warmup=2, per_round=3, min_rounds=4, max_rounds=12, max_seconds=20)
+    candidate = get_preset("mobileclip_s1")
+
+    def measure(**kw):
+        return measure_latency(candidate, threads=1, pin=[cpu], fresh_process=True, protocol=quick, **kw)
+
+    anchor_quiet = measure_latency(get_preset("mobileclip_s0"), threads=1, pin=[cpu], fresh_process=True,
+                                   protocol=quick, repeats=2)
+    quiet_ms = {"image_ms": anchor_quiet.image.median_ms, "text_ms": anchor_quiet.text.median_ms}
+    direct_quiet = measure()
+    corrected_quiet = measure(anchor="mobileclip_s0", anchor_quiet_ms=quiet_ms, drift=drift)
+    hog = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, [{cpu}])\nwhile True: pass"])
+    try:
+        direct_hogged = measure()
+        corrected_hogged = measure(anchor="mobileclip_s0", anchor_quiet_ms=quiet_ms, drift=drift)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert direct_hogged.total_ms > 1.4 * direct_quiet.total_ms  # the slow phase is real
+    assert corrected_hogged.total_ms == pytest.approx(corrected_quiet.total_ms, rel=0.1)  # and cancels
+    assert corrected_quiet.total_ms == pytest.approx(direct_quiet.total_ms, rel=0.15)

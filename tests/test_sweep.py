@@ -41,9 +41,11 @@ def _env(**extra):
     return {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", **extra}
 
 
-def _sweep(*args, check=True, env=None, timeout=600):
+def _sweep(*args, check=True, env=None, timeout=600, anchor="none"):
+    """The CLI on the tiny space; latency without drift correction (timing full-size MobileCLIP-S0
+    beside every tiny model would cost most of a test's time) except where a test asks for it."""
     done = subprocess.run([ARCHSEARCH, "sweep", "--space", "space.yaml", "--recipe", "recipe.yaml",
-                           "--latency-threads", "1", "--wandb", "disabled", *args],
+                           "--latency-threads", "1", "--latency-anchor", anchor, "--wandb", "disabled", *args],
                           capture_output=True, text=True, env=env or _env(), timeout=timeout)
     if check:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -52,7 +54,7 @@ def _sweep(*args, check=True, env=None, timeout=600):
 
 def _options(**kw):
     return SweepOptions(**{"space": "space.yaml", "recipe": "recipe.yaml", "latency_threads": 1,
-                           "wandb": "disabled", **kw})
+                           "latency_anchor": None, "wandb": "disabled", **kw})
 
 
 # --- settings, budget, storage ------------------------------------------------------------------
@@ -169,14 +171,15 @@ def test_a_trial_over_a_constraint_is_measured_recorded_and_not_trained(workdir)
     assert trial.user_attrs["constraints"][0] > 0 and "--max-params 0.001" in trial.user_attrs["infeasible"]
     files = workdir / "runs" / "space-test-tiny" / "trials" / "0"
     assert json.loads((files / "metrics.json").read_text())["status"] == "infeasible"
-    assert json.loads((files / "latency.json").read_text())["image_ms"] > 0
+    latency = json.loads((files / "latency.json").read_text())
+    assert latency["image_ms"] > 0 and latency["method"] == "direct" and latency["taken"] == "measured in this trial"
     assert not (workdir / "runs" / "teachers").exists()  # nothing was trained, not even the teachers
 
 
 # --- the CLI as a user runs it --------------------------------------------------------------------
 
 def test_sweep_end_to_end_leaves_its_files_and_a_rerun_resumes(workdir):
-    first = _sweep("--trials", "3", "--workers", "2")
+    first = _sweep("--trials", "3", "--workers", "2", anchor="mobileclip_s0")  # the default drift correction
     assert "Pareto front of space-test-tiny" in first.stdout
     progress = [line for line in first.stdout.splitlines() if "trials done" in line]
     assert progress[-1].startswith("3/3 trials done") and "workers 0" in progress[-1]  # a line per change, in a log
@@ -193,9 +196,15 @@ def test_sweep_end_to_end_leaves_its_files_and_a_rerun_resumes(workdir):
         if t.state == TrialState.COMPLETE:
             assert {"arch.yaml", "metrics.json", "latency.json", "log.txt"} <= {p.name for p in files.iterdir()}
             assert json.loads((files / "metrics.json").read_text())["status"] == "ok"
+            latency = json.loads((files / "latency.json").read_text())
+            assert latency["method"] == "drift_corrected" and latency["correction"]["anchor"] == "mobileclip_s0"
+            assert latency["taken"] in ("measured in this trial",
+                                        "from this device's latency cache: measured by an earlier trial")
+            assert latency["total_ms"] == pytest.approx(latency["correction"]["anchor_quiet_ms"]["image_ms"]
+                                                        * latency["correction"]["image"]["ratio"] + latency["text_ms"])
     logs = {t.number: (directory / "trials" / str(t.number) / "log.txt").read_text() for t in finished}
 
-    second = _sweep("--trials", str(len(finished) + 1), "--workers", "1")
+    second = _sweep("--trials", str(len(finished) + 1), "--workers", "1", anchor="mobileclip_s0")
     assert "resuming study space-test-tiny" in second.stdout
     study = load_study(read_study_file(directory)["storage"], "space-test-tiny")
     assert len([t for t in study.trials if t.state.is_finished()]) == len(finished) + 1
@@ -203,11 +212,11 @@ def test_sweep_end_to_end_leaves_its_files_and_a_rerun_resumes(workdir):
     for number, log in logs.items():  # completed trials were not run again
         assert (directory / "trials" / str(number) / "log.txt").read_text() == log
 
-    changed = _sweep("--trials", "5", "--sampler", "random", check=False)
+    changed = _sweep("--trials", "5", "--sampler", "random", check=False, anchor="mobileclip_s0")
     assert changed.returncode == 2 and "exists with different sampler" in changed.stderr
 
     # Another study on the same machine reads the proxies the first one trained.
-    _sweep("--study", "again", "--trials", "1", "--workers", "1")
+    _sweep("--study", "again", "--trials", "1", "--workers", "1", anchor="mobileclip_s0")
     trained = {tuple(sorted(t.params.items())): t for t in reversed(study.trials) if t.state == TrialState.COMPLETE}
     again = load_study(read_study_file(workdir / "runs" / "again")["storage"], "again").trials[0]
     source = trained[tuple(sorted(again.params.items()))]  # worker 0's seed draws the same first architecture
@@ -288,7 +297,7 @@ def test_a_sweep_fails_a_killed_workers_trial_at_once_queues_it_again_and_replac
     recipe = (workdir / "recipe.yaml").read_text().replace("steps: 3,", "steps: 150,")
     (workdir / "recipe.yaml").write_text(recipe)
     command = [ARCHSEARCH, "sweep", "--space", "space.yaml", "--recipe", "recipe.yaml", "--latency-threads", "1",
-               "--wandb", "disabled", "--trials", "3", "--workers", "2"]
+               "--latency-anchor", "none", "--wandb", "disabled", "--trials", "3", "--workers", "2"]
     sweep = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = workdir / "runs" / "space-test-tiny" / "trials" / "0" / "log.txt"
     assert _wait_for(lambda: log.is_file() and "ms (" in log.read_text(), timeout=300), "trial 0 never trained"
@@ -313,7 +322,7 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_the_rerun_runs_the_cut_trial_again(w
     recipe = (workdir / "recipe.yaml").read_text().replace("steps: 3,", "steps: 150,")
     (workdir / "recipe.yaml").write_text(recipe)
     command = [ARCHSEARCH, "sweep", "--space", "space.yaml", "--recipe", "recipe.yaml", "--latency-threads", "1",
-               "--wandb", "disabled", "--trials", "1", "--workers", "1"]
+               "--latency-anchor", "none", "--wandb", "disabled", "--trials", "1", "--workers", "1"]
     # Ctrl-C as from a terminal, even when pytest itself runs as a background job (which ignores SIGINT)
     sweep = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

@@ -156,6 +156,10 @@ def latency_measure(
     threads: Optional[int] = typer.Option(None, help="threads (default: every CPU available)"),
     pin: Optional[str] = typer.Option(None, help="pin the measurement to these CPUs, e.g. 0,1"),
     fresh_process: bool = typer.Option(False, "--subprocess", help="measure in a fresh Python process"),
+    anchor: Optional[str] = typer.Option(None, help="drift correction: time each tower against this preset's in "
+                                                     "alternating rounds and report ratio x the anchor's quiet ms "
+                                                     "(e.g. mobileclip_s0)"),
+    repeats: int = typer.Option(1, help="report the lowest of this many settled medians"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Median latency of the image and text towers, folded, at the spec's resolution and context length."""
@@ -164,7 +168,15 @@ def latency_measure(
     from archsearch.spec import resolve_arch
 
     spec, preset = resolve_arch(arch)
-    result = measure_latency(spec, backend, batch, threads, _cpu_list(pin), fresh_process)
+    if anchor is not None:
+        from archsearch.spec.presets import resolve_preset_name
+
+        try:
+            anchor = resolve_preset_name(anchor)
+        except UserError as exc:
+            raise UserError(f"--anchor: {exc}") from None
+    result = measure_latency(spec, backend, batch, threads, _cpu_list(pin), fresh_process, repeats=repeats,
+                             anchor=anchor)
     cost = measure_cost(spec)
     if as_json:
         print(json.dumps({"preset": preset, **result.to_dict(), **cost.to_dict()}))
@@ -179,6 +191,12 @@ def latency_measure(
                       f"{tower_cost.macs / 1e9:.2f}")
     table.add_row("total", f"{result.total_ms:.2f}", "", "", "", "", "")
     console.print(table)
+    if result.correction:
+        c = result.correction
+        console.print(f"drift-corrected against {c['anchor']} (quiet {c['anchor_quiet_ms']['image_ms']:.2f} + "
+                      f"{c['anchor_quiet_ms']['text_ms']:.2f} ms): ratios {c['image']['ratio']:.3f} (image), "
+                      f"{c['text']['ratio']:.3f} (text); uncorrected in the same window "
+                      f"{c['image']['candidate_ms'] + c['text']['candidate_ms']:.2f} ms")
     console.print(f"device fingerprint {result.fingerprint['id']}")
 
 
@@ -256,6 +274,9 @@ def sweep_command(
     latency_threads: Optional[int] = typer.Option(None, "--latency-threads",
                                                   help="threads of the latency measurement (default 1: robust "
                                                        "to other load on the machine)"),
+    latency_anchor: str = typer.Option("mobileclip_s0", "--latency-anchor",
+                                       help="preset timed beside every measurement so that the machine's slow "
+                                            "phases cancel (drift correction); none: each model on its own"),
     runs: Optional[str] = typer.Option(None, "--runs", help=RUNS_OPTION_HELP),
     wandb: str = typer.Option("offline", "--wandb", help="online, offline or disabled"),
 ) -> None:
@@ -271,7 +292,9 @@ def sweep_command(
 
     options = SweepOptions(space=space, recipe=recipe, trials=trials, study=study, storage=storage, sampler=sampler,
                            objectives=tuple(objective), max_latency_ms=max_latency_ms, max_params_m=max_params,
-                           workers=workers, seed=seed, latency_threads=latency_threads, runs=_workspace(runs),
+                           workers=workers, seed=seed, latency_threads=latency_threads,
+                           latency_anchor=None if latency_anchor.lower() == "none" else latency_anchor,
+                           runs=_workspace(runs),
                            wandb=wandb)
     run = prepare(options)
     verb = "resuming" if run.resumed else "created"

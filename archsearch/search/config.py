@@ -30,12 +30,20 @@ class LatencySettings(BaseModel):
     One thread by default: a multi-threaded measurement waits at every barrier for its slowest
     thread, so any other load on the machine (another user, a worker's data loading) inflates it
     several-fold, while one thread's figure moves only by the time it is preempted.
+
+    `anchor`: the preset every measurement is timed against in the same window, so the host's
+    slow phases cancel (`archsearch.latency.drift`); None measures each model on its own.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     backend: str = "torch-cpu"
     batch: PositiveInt = 1
     threads: PositiveInt = 2
+    anchor: Optional[str] = "mobileclip_s0"
+
+    @property
+    def method(self) -> str:
+        return f"anchor-{self.anchor}" if self.anchor else "direct"
 
 
 class SweepConfig(BaseModel):

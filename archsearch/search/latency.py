@@ -1,8 +1,14 @@
 """A trial's latency: measured once per architecture and device, quietly, then cached.
 
-The cache lives under ``runs/latency/<device fingerprint>/`` keyed by the architecture's hash and
-the batch, so presets and repeated samples are measured once per machine across studies; a
-different CPU, thread count or library version has a different fingerprint and measures anew.
+Quietly means three things: no local worker trains while it runs (the quiet lock), it runs in a
+fresh process pinned to the study's thread count of CPUs (no state of the worker's training
+leaks in), and it is drift-corrected against the study's anchor model timed in the same window
+(the host's slow phases cancel). The anchor's quiet figure is measured once per device.
+
+The cache lives under ``runs/latency/<device fingerprint>/`` keyed by the architecture's hash,
+the batch and the method, so presets and repeated samples are measured once per machine across
+studies; a different CPU, thread count or library version has a different fingerprint and
+measures anew.
 """
 
 from __future__ import annotations
@@ -11,24 +17,44 @@ import json
 from pathlib import Path
 
 from archsearch.files import write_json_atomic
-from archsearch.environment import device_fingerprint
+from archsearch.environment import available_cpus, device_fingerprint
 from archsearch.latency.measure import measure_latency
 from archsearch.search.config import LatencySettings
 from archsearch.search.quiet import QuietLock
 from archsearch.spec.arch import ArchSpec
 
 
+ANCHOR_REPEATS = 5  # the anchor's quiet figure: the lowest of this many settled medians
+
+
 def measured_latency(spec: ArchSpec, settings: LatencySettings, lock: QuietLock,
                      cache_dir: str | Path) -> tuple[dict, bool]:
     """(`LatencyResult.to_dict()`, whether it came from the cache)."""
-    fingerprint = device_fingerprint(settings.backend, settings.threads)
-    path = Path(cache_dir) / fingerprint["id"] / f"{spec.digest()}-b{settings.batch}.json"
+    directory = Path(cache_dir) / device_fingerprint(settings.backend, settings.threads)["id"]
+    path = directory / f"{spec.digest()}-b{settings.batch}-{settings.method}.json"
     if path.is_file():
         return json.loads(path.read_text()), True
+    pin = available_cpus()[-settings.threads:]
     with lock.measuring():
-        result = measure_latency(spec, settings.backend, settings.batch, settings.threads).to_dict()
+        anchor_quiet = anchor_quiet_ms(settings, pin, directory) if settings.anchor else None
+        result = measure_latency(spec, settings.backend, settings.batch, settings.threads, pin, fresh_process=True,
+                                 anchor=settings.anchor, anchor_quiet_ms=anchor_quiet).to_dict()
     write_json_atomic(path, result)
     return result, False
+
+
+def anchor_quiet_ms(settings: LatencySettings, pin: list[int], directory: Path) -> dict[str, float]:
+    """{"image_ms", "text_ms"} of the anchor on this device, measured at first need (the caller
+    holds the quiet lock) and cached; the record keeps its CVs."""
+    path = directory / f"anchor-{settings.anchor}-b{settings.batch}.json"
+    if not path.is_file():
+        from archsearch.spec import get_preset
+
+        result = measure_latency(get_preset(settings.anchor), settings.backend, settings.batch, settings.threads,
+                                 pin, fresh_process=True, repeats=ANCHOR_REPEATS)
+        write_json_atomic(path, {**result.to_dict(), "anchor": settings.anchor, "repeats": ANCHOR_REPEATS})
+    record = json.loads(path.read_text())
+    return {"image_ms": record["image_ms"], "text_ms": record["text_ms"]}
 
 
 def latency_table_dir(runs: str | Path) -> Path:

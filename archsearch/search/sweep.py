@@ -26,8 +26,8 @@ from optuna.trial import TrialState
 
 from archsearch import workspace
 from archsearch.errors import UserError
-from archsearch.environment import device_fingerprint
-from archsearch.environment import available_cpus, library_versions
+from archsearch.environment import available_cpus, device_fingerprint, library_versions
+from archsearch.latency.drift import ANCHOR
 from archsearch.proxy.recipe import load_recipe
 from archsearch.search.config import DEFAULT_SAMPLER, LatencySettings, SweepConfig
 from archsearch.search.latency import has_table, latency_table_dir
@@ -39,7 +39,7 @@ from archsearch.search.storage import (default_storage_url, open_storage, redact
 from archsearch.search.trial import INTERRUPTED, WORKER_DIED, worker_label
 from archsearch.search.worker import STUDY_BUDGET, quiet_libraries
 from archsearch.space.registry import load_space
-from archsearch.spec.presets import get_preset
+from archsearch.spec.presets import get_preset, resolve_preset_name
 
 DEFAULT_TRIALS = 10
 
@@ -58,6 +58,7 @@ class SweepOptions:
     workers: Optional[int] = None
     seed: int = 0
     latency_threads: Optional[int] = None
+    latency_anchor: Optional[str] = ANCHOR  # None: each model timed on its own, no drift correction
     runs: Optional[str] = None  # the workspace root (archsearch.workspace) when None
     wandb: str = "offline"
 
@@ -87,11 +88,17 @@ def build_config(options: SweepOptions) -> SweepConfig:
     space = load_space(options.space)
     recipe = load_recipe(options.recipe)
     threads = options.latency_threads or 1
+    anchor = None
+    if options.latency_anchor is not None:
+        try:
+            anchor = resolve_preset_name(options.latency_anchor)
+        except UserError as exc:
+            raise UserError(f"--latency-anchor: {exc}, or none") from None
     return SweepConfig(
         space_name=space.name, space_text=Path(space.source).read_text(), recipe=recipe.to_dict(),
         objectives=("zeroshot_top1", "latency_ms", *options.objectives),
         max_latency_ms=options.max_latency_ms, max_params_m=options.max_params_m, sampler=options.sampler,
-        seed=options.seed, latency=LatencySettings(threads=threads),
+        seed=options.seed, latency=LatencySettings(threads=threads, anchor=anchor),
     ).check()
 
 

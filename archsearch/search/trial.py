@@ -138,7 +138,9 @@ class TrialRunner:
         attrs["params_m"] = (cost["image_params"] + cost["text_params"]) / 1e6
         attrs["gmacs"] = cost["image_gmacs"] + cost["text_gmacs"]
         latency, cached = measured_latency(spec, self.config.latency, self.lock, self.runs_root / "latency")
-        _write_json(directory / "latency.json", {**latency, "cached": cached, **cost})
+        taken = ("from this device's latency cache: measured by an earlier trial" if cached
+                 else "measured in this trial")
+        _write_json(directory / "latency.json", {**latency, "cached": cached, "taken": taken, **cost})
         attrs.update(image_ms=latency["image_ms"], text_ms=latency["text_ms"], latency_ms=latency["total_ms"],
                      latency_cv=latency["cv"])
         log(f"{attrs['params_m']:.1f} M params, {attrs['gmacs']:.2f} GMACs, "

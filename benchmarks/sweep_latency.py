@@ -1,0 +1,177 @@
+"""Does the latency a sweep records agree with a quiet measurement of the same model?
+
+Runs the README's first command (`archsearch sweep`, the embedded default) on fresh clones of
+this checkout, one after the other. Right after each, on the then idle machine, every completed
+trial of that sweep (its 6 presets and its sampled architectures) is timed quietly: pinned to one
+CPU, one thread, in a fresh process each, in interleaved passes (all models once, then again), so
+a slow phase of the host lands on every model alike. The figures compared:
+
+- each preset's recorded latency as a ratio to MobileCLIP-S0's recorded latency in the same sweep,
+  against the same ratio measured quietly (ratios, because a slow phase moves both alike);
+- each preset's recorded ms between the two sweeps (what the plots show);
+- the front's members and order by recorded and by quiet latency.
+
+    python benchmarks/sweep_latency.py [--sweeps 2] [--passes 3] [--args "--latency-anchor none"]
+
+Results: results/sweep_latency.{json,md} (one file per --out; the runs stay in the clones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from findings_common import RESULTS, meta
+
+from archsearch.environment import available_cpus
+from archsearch.pareto import front_indices
+
+REPO = Path(__file__).resolve().parent.parent
+ANCHOR = "mobileclip_s0"
+
+
+def clone(into: Path) -> Path:
+    """A clone of this checkout's HEAD: what a new user has, nothing cached."""
+    subprocess.run(["git", "clone", "-q", str(REPO), str(into)], check=True)
+    return into
+
+
+def env_for(checkout: Path) -> dict:
+    """The clone's package first on the path, this checkout's virtualenv for the libraries."""
+    return {**os.environ, "PYTHONPATH": str(checkout), "WANDB_MODE": "offline"}
+
+
+def run_sweep(checkout: Path, extra: list[str]) -> float:
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "archsearch.cli.main", "sweep", *extra]
+    done = subprocess.run(command, cwd=checkout, env=env_for(checkout), capture_output=True, text=True)
+    (checkout / "sweep.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"sweep failed in {checkout}: {done.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def trials_of(checkout: Path) -> list[dict]:
+    """Completed trials: number, preset, accuracy, recorded latency, arch file and how it was taken."""
+    from archsearch.search.storage import load_study, read_study_file
+
+    directory = next(p.parent for p in (checkout / "runs").glob("*/study.json"))
+    record = read_study_file(directory)
+    study = load_study(record["storage"], record["study"])
+    out = []
+    for t in study.trials:
+        if t.state.name != "COMPLETE" or not t.user_attrs.get("trained"):
+            continue
+        latency = json.loads((directory / "trials" / str(t.number) / "latency.json").read_text())
+        out.append({"trial": t.number, "preset": t.user_attrs.get("preset"), "top1": t.user_attrs["zeroshot_top1"],
+                    "recorded_ms": t.user_attrs["latency_ms"], "recorded_cv": t.user_attrs["latency_cv"],
+                    "method": latency.get("method", "direct"), "taken": latency.get("taken"),
+                    "arch": str(directory / "trials" / str(t.number) / "arch.yaml")})
+    return out
+
+
+def quiet_ms(checkout: Path, archs: list[str], passes: int, cpu: int) -> list[list[float]]:
+    """`archsearch latency ARCH --threads 1 --pin CPU --subprocess --json` per arch, in `passes`
+    interleaved passes; [pass][arch] total ms."""
+    out = []
+    for _ in range(passes):
+        row = []
+        for arch in archs:
+            done = subprocess.run([sys.executable, "-m", "archsearch.cli.main", "latency", arch, "--threads", "1",
+                                   "--pin", str(cpu), "--subprocess", "--json"], cwd=checkout, env=env_for(checkout),
+                                  capture_output=True, text=True, check=True)
+            row.append(json.loads(done.stdout.strip().splitlines()[-1])["total_ms"])
+        out.append(row)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sweeps", type=int, default=2)
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--args", default="", help="extra arguments of every sweep, e.g. '--latency-anchor none'")
+    parser.add_argument("--out", default="sweep_latency")
+    args = parser.parse_args()
+    cpu = available_cpus()[-1]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    sweeps = []
+    with tempfile.TemporaryDirectory(prefix="sweep-latency-") as tmp:
+        for k in range(args.sweeps):
+            checkout = clone(Path(tmp) / f"clone{k}")
+            seconds = run_sweep(checkout, shlex.split(args.args))
+            trials = trials_of(checkout)
+            names = [t["preset"] or t["arch"] for t in trials]
+            passes = quiet_ms(checkout, names, args.passes, cpu)
+            for i, t in enumerate(trials):
+                t["quiet_ms"] = statistics.median(p[i] for p in passes)
+                t["quiet_passes_ms"] = [p[i] for p in passes]
+            anchor = next(i for i, t in enumerate(trials) if t["preset"] == ANCHOR)
+            for t in trials:  # the quiet ratio is taken pass by pass (interleaved), then its median
+                t["quiet_ratio"] = statistics.median(p[trials.index(t)] / p[anchor] for p in passes)
+                t["recorded_ratio"] = t["recorded_ms"] / trials[anchor]["recorded_ms"]
+            recorded_front = front_indices([(t["top1"], t["recorded_ms"]) for t in trials])
+            quiet_front = front_indices([(t["top1"], t["quiet_ms"]) for t in trials])
+            sweeps.append({"sweep_seconds": seconds, "trials": trials,
+                           "front_recorded": [trials[i]["trial"] for i in recorded_front],
+                           "front_quiet": [trials[i]["trial"] for i in quiet_front]})
+            print(json.dumps({"sweep": k, "minutes": round(seconds / 60, 1),
+                              "front_agrees": recorded_front == quiet_front}), flush=True)
+    presets = sorted({t["preset"] for s in sweeps for t in s["trials"] if t["preset"]})
+    table = {}
+    for name in presets:
+        rows = [next(t for t in s["trials"] if t["preset"] == name) for s in sweeps]
+        table[name] = {"recorded_ms": [r["recorded_ms"] for r in rows], "quiet_ms": [r["quiet_ms"] for r in rows],
+                       "recorded_ratio": [r["recorded_ratio"] for r in rows],
+                       "quiet_ratio": [r["quiet_ratio"] for r in rows],
+                       "recorded_cv": [r["recorded_cv"] for r in rows]}
+    ratio_errors = {n: max(abs(r / q - 1) for r, q in zip(v["recorded_ratio"], v["quiet_ratio"]))
+                    for n, v in table.items()}
+    between = {n: (max(v["recorded_ms"]) / min(v["recorded_ms"]) - 1) if len(v["recorded_ms"]) > 1 else 0.0
+               for n, v in table.items()}
+    record = {"meta": meta("sweep_latency.py", None, commit=commit, pinned_cpu=cpu, passes=args.passes,
+                           sweep_args=args.args),
+              "presets": table, "ratio_error": ratio_errors, "between_sweeps": between,
+              "max_recorded_vs_quiet": max(ratio_errors.values()), "max_between_sweeps": max(between.values()),
+              "front_agrees": all(s["front_recorded"] == s["front_quiet"] for s in sweeps),
+              "targets": {"max_recorded_vs_quiet <= 0.05": max(ratio_errors.values()) <= 0.05,
+                          "max_between_sweeps <= 0.05": max(between.values()) <= 0.05,
+                          "front_agrees": all(s["front_recorded"] == s["front_quiet"] for s in sweeps)},
+              "sweeps": sweeps}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(record, indent=2) + "\n")
+    m = record["meta"]
+    lines = [f"# Recorded vs quiet latency of the default sweep (`{args.out}`)", "",
+             f"- date: {m['date']}, commit {commit}", f"- command: `{m['command']}`",
+             f"- machine: {m['machine']['cpu']}, {len(available_cpus())} CPUs; quiet figures pinned to CPU {cpu}, "
+             f"1 thread, a fresh process each, {args.passes} interleaved passes (median)",
+             f"- sweeps: {', '.join(str(round(s['sweep_seconds'] / 60, 1)) + ' min' for s in sweeps)}; "
+             f"extra arguments: "
+             f"`{args.args or 'none'}`", "",
+             "| preset | recorded ms | quiet ms | recorded / S0 | quiet / S0 | ratio error | recorded CV | between sweeps |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, v in table.items():
+        lines.append(f"| {name} | {', '.join(f'{x:.1f}' for x in v['recorded_ms'])} | "
+                     f"{', '.join(f'{x:.1f}' for x in v['quiet_ms'])} | "
+                     f"{', '.join(f'{x:.3f}' for x in v['recorded_ratio'])} | "
+                     f"{', '.join(f'{x:.3f}' for x in v['quiet_ratio'])} | {ratio_errors[name]:.1%} | "
+                     f"{', '.join(f'{x:.1%}' for x in v['recorded_cv'])} | {between[name]:.1%} |")
+    lines += ["", f"- max ratio error (target <= 5%): **{record['max_recorded_vs_quiet']:.1%}**",
+              f"- max between sweeps (target <= 5%): **{record['max_between_sweeps']:.1%}**",
+              f"- front agrees (members and order, recorded vs quiet): **{record['front_agrees']}** "
+              + "; ".join(f"sweep {k}: recorded {s['front_recorded']}, quiet {s['front_quiet']}"
+                          for k, s in enumerate(sweeps)), "",
+              "Every trial (sampled ones too) with its recorded and quiet figures is in the JSON.", ""]
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
