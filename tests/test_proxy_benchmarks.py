@@ -181,3 +181,22 @@ def test_score_screen_sets_every_short_score_and_the_baselines_against_the_refer
     assert out["reversed"]["tau_reference_mean"] == pytest.approx(-1.0) and out["reversed"]["n_mean"] == 5
     assert out["params_m"]["tau_reference_seed0"] == pytest.approx(1.0) and out["params_m"]["tau_seeds"] is None
     assert protocol.score_screen(names[:2], {"top1": short}, reference, costs)["top1"]["tau_reference_seed0"] is None
+
+
+def test_two_stage_promotes_whole_non_dominated_layers_and_scores_recovery_against_the_true_front():
+    two_stage = importlib.import_module("proxy_two_stage")
+    score = [10.0, 20.0, 30.0, 15.0, 5.0]
+    latency = [1.0, 2.0, 3.0, 2.5, 0.5]
+    # front: 4 (5 @0.5), 0 (10 @1), 1 (20 @2), 2 (30 @3); 3 is dominated by 1
+    assert two_stage.layers(score, latency) == [[4, 0, 1, 2], [3]]
+    assert two_stage.promoted(score, latency, 2) == [2, 1]  # the last layer taken is cut by score
+    assert two_stage.promoted(score, latency, 5) == [2, 1, 0, 4, 3]
+    truth = [1.0, 2.0, 3.0, 4.0, 0.0]  # the true front: 0, 1, 3 (4 has no accuracy, 2 is dominated by 3)
+    front = {0, 1, 3}
+    hv, recall = two_stage.recovery([0, 1, 2, 3, 4], truth, latency, front, latency_ref=4.0)
+    assert hv == pytest.approx(1.0) and recall == 1.0
+    hv, recall = two_stage.recovery([0], truth, latency, front, latency_ref=4.0)
+    # the true front dominates 1 x 1 + 2 x 0.5 + 4 x 1.5 = 8 up to latency 4; trial 0 alone 1 x 3
+    assert hv == pytest.approx(3 / 8) and recall == pytest.approx(1 / 3)
+    chance = two_stage.random_recoveries(5, 1, truth, latency, front, 4.0)
+    assert len(chance) == 5 and max(c[0] for c in chance) == pytest.approx(4 * 1.5 / 8)

@@ -28,7 +28,7 @@ class DriftProtocol:
     the window weighs on both alike), until the median round ratio settles or the budget ends."""
 
     warmup: int = 3
-    per_round: int = 5
+    per_round: int = 3
     min_rounds: int = 6
     max_rounds: int = 60
     max_seconds: float = 30.0

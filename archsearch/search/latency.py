@@ -3,7 +3,8 @@
 Quietly means three things: no local worker trains while it runs (the quiet lock), it runs in a
 fresh process pinned to the study's thread count of CPUs (no state of the worker's training
 leaks in), and it is drift-corrected against the study's anchor model timed in the same window
-(the host's slow phases cancel). The anchor's quiet figure is measured once per device.
+(the host's slow phases cancel). The anchor's quiet figure (the lowest of 3 settled medians) is
+measured once per device.
 
 The cache lives under ``runs/latency/<device fingerprint>/`` keyed by the architecture's hash,
 the batch and the method, so presets and repeated samples are measured once per machine across
@@ -24,7 +25,7 @@ from archsearch.search.quiet import QuietLock
 from archsearch.spec.arch import ArchSpec
 
 
-ANCHOR_REPEATS = 5  # the anchor's quiet figure: the lowest of this many settled medians
+ANCHOR_REPEATS = 3  # the anchor's quiet figure: the lowest of this many settled medians
 
 
 def measured_latency(spec: ArchSpec, settings: LatencySettings, lock: QuietLock,
