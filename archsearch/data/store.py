@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
 
 from archsearch.data.augment import NUM_PARAMS, AugmentConfig
 from archsearch.environment import library_versions
 from archsearch.errors import UserError
 from archsearch.files import write_json_atomic
+from archsearch.spec.io import format_validation_error
 
 FORMAT = "archsearch-reinforced-store"
 VERSION = 1
@@ -131,53 +133,65 @@ class StoreSettings:
         if data.get("version") != VERSION:
             raise UserError(f"{where}: field 'version' is {data.get('version')!r}; "
                             f"this archsearch reads version {VERSION}")
-        get = _Fields(data, where)
-        teachers = []
-        for k, entry in enumerate(get.of("teachers", list)):
-            t = _Fields(entry, f"{where}: teachers[{k}]")
-            teachers.append(TeacherInfo(t.of("id", str), t.positive("embed_dim"), t.positive("image_size")))
-        if not teachers:
-            raise UserError(f"{where}: field 'teachers' is empty")
+        fields = _validated(_Manifest, data, where)
+        if fields.num_shards > fields.num_samples:
+            raise UserError(f"{where}: num_shards {fields.num_shards} exceeds num_samples {fields.num_samples}")
         settings = cls(
-            num_samples=get.positive("num_samples"), num_shards=get.positive("num_shards"),
-            source=get.of("source", dict), teachers=tuple(teachers), captioner=get.of("captioner", str),
-            augmentations=get.positive("augmentations"), synthetic_captions=get.positive("synthetic_captions"),
-            seed=get.of("seed", int), augment=AugmentConfig.from_dict(get.of("augment", dict), f"{where}: augment"),
-            caption_bytes=get.positive("caption_bytes"), key_bytes=get.positive("key_bytes"))
-        if settings.num_shards > settings.num_samples:
-            raise UserError(f"{where}: num_shards {settings.num_shards} exceeds num_samples {settings.num_samples}")
-        if settings.seed < 0:
-            raise UserError(f"{where}: field 'seed' is {settings.seed}, expected a non-negative integer")
+            num_samples=fields.num_samples, num_shards=fields.num_shards, source=fields.source,
+            teachers=tuple(TeacherInfo(**t.model_dump()) for t in fields.teachers), captioner=fields.captioner,
+            augmentations=fields.augmentations, synthetic_captions=fields.synthetic_captions, seed=fields.seed,
+            augment=AugmentConfig.from_dict(fields.augment, f"{where}: augment"),
+            caption_bytes=fields.caption_bytes, key_bytes=fields.key_bytes)
         expected = settings.layout()
         for field in ("shards", "arrays"):
-            if get.of(field, (list, dict)) != expected[field]:
+            if data[field] != expected[field]:
                 raise UserError(f"{where}: field {field!r} is {data[field]!r}, "
                                 f"but the settings imply {expected[field]!r}")
         return settings
 
 
-class _Fields:
-    """Typed field access on a JSON object, with errors that name the file and field."""
+class _Strict(BaseModel):
+    """A JSON record as a reader checks it: strict types (the string "3" is not a count); fields
+    a newer writer adds are ignored."""
 
-    def __init__(self, data: Any, where: str):
-        if not isinstance(data, dict):
-            raise UserError(f"{where}: expected a JSON object, got {data!r}")
-        self.data, self.where = data, where
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    def of(self, name: str, kind):
-        if name not in self.data:
-            raise UserError(f"{self.where}: missing field {name!r}")
-        value = self.data[name]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            names = "/".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
-            raise UserError(f"{self.where}: field {name!r} is {value!r}, expected {names}")
-        return value
 
-    def positive(self, name: str) -> int:
-        value = self.of(name, int)
-        if value < 1:
-            raise UserError(f"{self.where}: field {name!r} is {value}, expected a positive integer")
-        return value
+class _TeacherEntry(_Strict):
+    id: str
+    embed_dim: PositiveInt
+    image_size: PositiveInt
+
+
+class _Manifest(_Strict):
+    num_samples: PositiveInt
+    num_shards: PositiveInt
+    source: dict
+    teachers: list[_TeacherEntry] = Field(min_length=1)
+    captioner: str
+    augmentations: PositiveInt
+    synthetic_captions: PositiveInt
+    seed: NonNegativeInt
+    augment: dict
+    caption_bytes: PositiveInt
+    key_bytes: PositiveInt
+    shards: list
+    arrays: dict
+
+
+class _Progress(_Strict):
+    shard: NonNegativeInt
+    num_shards: PositiveInt
+    start: NonNegativeInt
+    stop: NonNegativeInt
+    completed: NonNegativeInt
+
+
+def _validated(model: type[_Strict], data: Any, where: str):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(format_validation_error(exc, where, model)) from None
 
 
 def _now() -> str:
@@ -234,15 +248,15 @@ def _check_array(path: Path, dtype: np.dtype, shape: tuple[int, ...], mode: str)
 
 
 def _read_progress(path: Path, settings: StoreSettings, shard: int) -> dict[str, Any]:
-    progress = _Fields(_read_json(path, "shard progress"), str(path))
+    data = _read_json(path, "shard progress")
+    progress = _validated(_Progress, data, str(path))
     start, stop = settings.shard_range(shard)
     for name, expected in (("shard", shard), ("num_shards", settings.num_shards), ("start", start), ("stop", stop)):
-        if progress.of(name, int) != expected:
-            raise UserError(f"{path}: field {name!r} is {progress.data[name]}, the manifest implies {expected}")
-    completed = progress.of("completed", int)
-    if not 0 <= completed <= stop - start:
-        raise UserError(f"{path}: field 'completed' is {completed}, outside 0..{stop - start}")
-    return progress.data
+        if getattr(progress, name) != expected:
+            raise UserError(f"{path}: field {name!r} is {getattr(progress, name)}, the manifest implies {expected}")
+    if progress.completed > stop - start:
+        raise UserError(f"{path}: field 'completed' is {progress.completed}, outside 0..{stop - start}")
+    return data
 
 
 def _open_shard_arrays(directory: Path, settings: StoreSettings, shard: int, mode: str) -> dict[str, np.memmap]:
