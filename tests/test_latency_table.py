@@ -187,6 +187,9 @@ def test_table_round_trips_keyed_by_device_fingerprint(tmp_path):
     path.write_text(json.dumps({**data, "units_version": 0}))
     with pytest.raises(UserError, match="another version of archsearch.*rebuild it"):
         LatencyTable.load(path)
+    path.write_text(json.dumps({**data, "units": {"image.x()": "fast"}}))
+    with pytest.raises(UserError, match=r"-b1\.json: units\.image\.x\(\): Input should be a valid number"):
+        LatencyTable.load(path)
     other = _table(tmp_path, {**fingerprint, "id": "000000000000"})
     with pytest.raises(UserError, match="built on device 000000000000"):
         other.check_device()

@@ -22,7 +22,7 @@ from archsearch.errors import UserError
 from archsearch.latency.backends import get_backend
 from archsearch.environment import available_cpus, device_fingerprint
 from archsearch.latency.drift import DriftProtocol, corrected_stats, interleaved_ratio, quiet_median
-from archsearch.latency.timing import TimingProtocol, TimingStats, time_until_settled
+from archsearch.latency.timing import TimingProtocol, TimingStats
 from archsearch.spec.arch import ArchSpec
 
 

@@ -37,11 +37,12 @@ import copy
 import datetime
 import json
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 from torch import nn
 
 from archsearch.errors import UserError
@@ -51,6 +52,7 @@ from archsearch.environment import device_fingerprint
 from archsearch.latency.timing import TimingProtocol, TimingStats, time_until_settled
 from archsearch.latency.units import TOWERS, UNITS_VERSION, ProbeCache, Unit, decompose, distinct_units
 from archsearch.spec.arch import ArchSpec, layout_summary
+from archsearch.spec.io import format_validation_error
 
 DEFAULT_CACHE_DIR = Path("runs/latency_tables")
 TABLE_FORMAT = 1
@@ -123,21 +125,26 @@ def measure_unit(unit: Unit, backend: str, batch: int, threads: int, protocol: T
     return time_until_settled(inner if copies == 1 else (lambda: inner() / copies), protocol)
 
 
-@dataclass
-class LatencyTable:
+class LatencyTable(BaseModel):
+    """One device's table; its JSON is this model's fields plus the format and units version."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
     fingerprint: dict
-    batch: int
+    batch: PositiveInt
     protocol: dict
-    units: dict[str, float] = field(default_factory=dict)       # unit key -> median ms, warm cache
-    units_cold: dict[str, float] = field(default_factory=dict)  # unit key -> median ms, cold cache (CPU backends)
-    unit_stats: dict[str, dict] = field(default_factory=dict)   # unit key -> spread, runs, source
-    probes: dict[str, dict] = field(default_factory=dict)      # unit key -> output grid/layout, params (units.probe)
-    overhead_ms: dict[str, float] = field(default_factory=lambda: {t: 0.0 for t in TOWERS})
-    calibration: list[dict] = field(default_factory=list)       # per calibration arch: measured vs unit sums
+    units: dict[str, float] = Field(default_factory=dict)       # unit key -> median ms, warm cache
+    units_cold: dict[str, float] = Field(default_factory=dict)  # unit key -> median ms, cold cache (CPU backends)
+    unit_stats: dict[str, dict] = Field(default_factory=dict)   # unit key -> spread, runs, source
+    probes: dict[str, dict] = Field(default_factory=dict)       # unit key -> output grid/layout, params (units.probe)
+    overhead_ms: dict[str, float] = Field(default_factory=lambda: {t: 0.0 for t in TOWERS})
+    calibration: list[dict] = Field(default_factory=list)       # per calibration arch: measured vs unit sums
     cache_policy: str = "auto"
-    llc_bytes: int = field(default_factory=last_level_cache_bytes)
-    meta: dict = field(default_factory=dict)
-    path: Optional[Path] = field(default=None, compare=False)
+    llc_bytes: int = Field(default_factory=last_level_cache_bytes)
+    meta: dict = Field(default_factory=dict)
+    path: Optional[Path] = Field(default=None, exclude=True)
+
+    def __eq__(self, other: object) -> bool:  # where a table lives is not part of what it is
+        return isinstance(other, LatencyTable) and self.model_dump() == other.model_dump()
 
     # --- identity -------------------------------------------------------------------------------
 
@@ -163,27 +170,24 @@ class LatencyTable:
     # --- persistence ---------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        return {
-            "format": TABLE_FORMAT, "units_version": UNITS_VERSION, "fingerprint": self.fingerprint,
-            "batch": self.batch, "protocol": self.protocol, "cache_policy": self.cache_policy,
-            "llc_bytes": self.llc_bytes, "overhead_ms": self.overhead_ms, "meta": self.meta,
-            "calibration": self.calibration, "units": dict(sorted(self.units.items())),
-            "units_cold": dict(sorted(self.units_cold.items())), "unit_stats": dict(sorted(self.unit_stats.items())),
-            "probes": dict(sorted(self.probes.items())),
-        }
+        data = self.model_dump()
+        for key in ("units", "units_cold", "unit_stats", "probes"):
+            data[key] = dict(sorted(data[key].items()))
+        return {"format": TABLE_FORMAT, "units_version": UNITS_VERSION, **data}
 
     @classmethod
     def from_dict(cls, data: dict, path: Optional[Path] = None) -> "LatencyTable":
+        where = str(path or "latency table")
+        if not isinstance(data, dict):
+            raise UserError(f"{where}: not a latency table (expected a JSON object)")
         if data.get("format") != TABLE_FORMAT or data.get("units_version") != UNITS_VERSION:
-            raise UserError(f"{path or 'latency table'}: written by another version of archsearch "
+            raise UserError(f"{where}: written by another version of archsearch "
                             f"(format {data.get('format')}, units {data.get('units_version')}; this one reads "
                             f"format {TABLE_FORMAT}, units {UNITS_VERSION}); rebuild it")
-        return cls(fingerprint=data["fingerprint"], batch=data["batch"], protocol=data["protocol"],
-                   units=dict(data["units"]), units_cold=dict(data.get("units_cold", {})),
-                   unit_stats=dict(data.get("unit_stats", {})), probes=dict(data.get("probes", {})),
-                   overhead_ms=dict(data["overhead_ms"]), calibration=list(data.get("calibration", [])),
-                   cache_policy=data.get("cache_policy", "auto"), llc_bytes=data.get("llc_bytes", _DEFAULT_LLC),
-                   meta=dict(data.get("meta", {})), path=path)
+        try:  # a table from before llc_bytes was recorded was built with the default's assumption
+            return cls.model_validate({"llc_bytes": _DEFAULT_LLC, **data, "path": path})
+        except ValidationError as exc:
+            raise UserError(format_validation_error(exc, where, cls)) from None
 
     def save(self, path: str | Path | None = None) -> Path:
         path = Path(path) if path is not None else self.path
