@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,6 +79,13 @@ def trials_of(checkout: Path) -> list[dict]:
     return out
 
 
+def keep(checkout: Path, target: Path) -> None:
+    directory = next(p.parent for p in (checkout / "runs").glob("*/study.json"))
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(directory, target, ignore=shutil.ignore_patterns("logs", "pareto", "*.lock", "wandb"))
+
+
 def quiet_ms(checkout: Path, archs: list[str], passes: int, cpu: int) -> list[list[float]]:
     """`archsearch latency ARCH --threads 1 --pin CPU --subprocess --json` per arch, in `passes`
     interleaved passes; [pass][arch] total ms."""
@@ -99,6 +107,9 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--args", default="", help="extra arguments of every sweep, e.g. '--latency-anchor none'")
     parser.add_argument("--out", default="sweep_latency")
+    parser.add_argument("--keep-study", metavar="DIR",
+                        help="copy the first sweep's run directory here (its study.db, study.json and each trial's "
+                             "small files; not the proxies' logs): the reference study notebooks/pareto.ipynb reads")
     args = parser.parse_args()
     cpu = available_cpus()[-1]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
@@ -109,6 +120,8 @@ def main() -> None:
             checkout = clone(Path(tmp) / f"clone{k}")
             seconds = run_sweep(checkout, shlex.split(args.args))
             trials = trials_of(checkout)
+            if k == 0 and args.keep_study:
+                keep(checkout, Path(args.keep_study))
             names = [t["preset"] or t["arch"] for t in trials]
             passes = quiet_ms(checkout, names, args.passes, cpu)
             for i, t in enumerate(trials):

@@ -110,7 +110,9 @@ def test_cli_json_and_bad_input(tmp_path):
     data = json.loads(ok.stdout)
     assert {"image_ms", "text_ms", "total_ms", "cv", "backend", "device", "image_gmacs", "text_params"} <= set(data)
     for args, message in [(["--backend", "coreml"], "coreml needs macOS"), (["--batch", "-1"], "--batch: -1"),
-                          (["--pin", "x"], "--pin: 'x' is not a comma-separated list")]:
+                          (["--pin", "x"], "--pin: 'x' is not a comma-separated list"),
+                          (["--anchor", "mobileclip_s9"], "--anchor: unknown preset 'mobileclip_s9'; allowed: "),
+                          (["--repeats", "0"], "--repeats: 0 is not a positive integer")]:
         if "coreml" in args and platform.system() == "Darwin":
             continue
         bad = subprocess.run([ARCHSEARCH, "latency", "tiny.yaml", *args], cwd=tmp_path, capture_output=True,

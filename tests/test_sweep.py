@@ -68,6 +68,9 @@ def test_objectives_must_include_accuracy_and_latency(workdir):
     with pytest.raises(UserError, match="--objective params_m: --sampler ehvi optimises exactly zeroshot_top1 and "
                                         "latency_ms; allowed samplers with more objectives: tpe, nsga2, gp, random"):
         build_config(_options(objectives=("params_m",)))
+    with pytest.raises(UserError, match="--latency-anchor: unknown preset 'vit_s9'; allowed: .*, or none"):
+        build_config(_options(latency_anchor="vit_s9"))
+    assert build_config(_options(latency_anchor="MobileCLIP-S0")).latency.anchor == "mobileclip_s0"
 
 
 def test_bad_sampler_trials_and_storage_name_the_option():

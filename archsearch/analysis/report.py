@@ -78,7 +78,8 @@ def study_subtitle(source: StudySource) -> str:
     parts = [f"space {config['space_name']}" if config.get("space_name") else None,
              f"proxy recipe {recipe}" if recipe else None,
              f"latency on {latency.get('backend', '?')}, {count(latency.get('threads', 1), 'thread')}, "
-             f"batch {latency.get('batch', 1)}" if latency else None,
+             f"batch {latency.get('batch', 1)}"
+             + (f", drift-corrected against {latency['anchor']}" if latency.get("anchor") else "") if latency else None,
              count(len(source.study.get_trials(deepcopy=False)), "trial")]
     return "; ".join(p for p in parts if p)
 

@@ -90,7 +90,7 @@ def measure_latency(spec: ArchSpec, backend: str = "torch-cpu", batch: int = 1, 
     "text_ms"}; measured here with `repeats` when not given)."""
     threads = _check_options(batch, threads, pin)
     if repeats < 1:
-        raise UserError(f"repeats: {repeats} is not a positive integer; allowed: 1, 2, ...")
+        raise UserError(f"--repeats: {repeats} is not a positive integer; allowed: 1, 2, ...")
     backend_impl = get_backend(backend)
     if fresh_process:
         return _measure_in_subprocess(spec, backend, batch, threads, pin, protocol, repeats, anchor,
