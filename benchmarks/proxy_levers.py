@@ -35,7 +35,7 @@ from archsearch.proxy.recipe import Recipe, load_recipe
 from archsearch.spec import get_preset
 from archsearch.spec.arch import layout_summary
 
-# name -> (what it tests, dotted overrides of the default recipe). Scale-downs keep widths x 0.25.
+# name -> (what it tests, dotted overrides of the default recipe). Scale-downs keep widths x 0.25 unless named.
 LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": ("the recipe as a sweep runs it", {}),
     "ls0.1": ("every residual branch of the proxy starts at a LayerScale gain of 0.1 (papers: 1e-5 in MCi and "
@@ -46,6 +46,9 @@ LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
     "ls0.1-r32-s240": ("ls0.1 at 32 px and 3x the steps (EcoNAS: smaller and longer)",
                        {"scale.layer_scale_init": 0.1, "scale.resolution": 32, "train.steps": 240,
                         "train.warmup_steps": 30}),
+    "ls0.1-w0.125-s240": ("ls0.1 at half the image width (x 0.125) and 3x the steps (EcoNAS: fewer channels, longer)",
+                          {"scale.layer_scale_init": 0.1, "scale.width_mult": 0.125, "train.steps": 240,
+                           "train.warmup_steps": 30}),
     "ls0.1-r48-s160": ("ls0.1 at 48 px and 2x the steps",
                        {"scale.layer_scale_init": 0.1, "scale.resolution": 48, "train.steps": 160,
                         "train.warmup_steps": 20}),
