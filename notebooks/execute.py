@@ -1,6 +1,6 @@
 """Run notebooks top to bottom in place, so they are committed with their outputs and figures.
 
-    python notebooks/execute.py findings proxy_fidelity
+    python notebooks/execute.py pareto findings proxy_fidelity
 
 Each notebook reads the committed results (`benchmarks/results/`) by default, so a reader sees
 the figures on arrival; `tests/test_notebooks.py` re-runs them and fails when the committed
@@ -35,4 +35,4 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["findings", "proxy_fidelity"])
+    main(sys.argv[1:] or ["pareto", "findings", "proxy_fidelity"])

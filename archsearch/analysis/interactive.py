@@ -123,12 +123,15 @@ def importance_figure(study: optuna.Study, trials: TrialSet) -> go.Figure:
 
     PED-ANOVA, because Optuna's default (fANOVA) needs scikit-learn; it ranks the parameters by how
     much they matter for the best trials, and it looks for low values, hence the negated accuracy.
+    Its warning that some parameter values were seen in fewer than 2 trials is true of every small
+    study (a 10-trial sweep has 4 sampled architectures) and says nothing the plot's reader needs.
     """
     if len(trials.scored) < 3:
         raise UserError(f"study {trials.name!r}: parameter importances need at least 3 scored trials, "
                         f"it has {len(trials.scored)}")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+        warnings.filterwarnings("ignore", message="Some regimes for parameter")
         return optuna.visualization.plot_param_importances(
             trials.scored_study(study), evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
             target=lambda t: -t.user_attrs["zeroshot_top1"], target_name="zero-shot top-1")
