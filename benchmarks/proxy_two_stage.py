@@ -84,9 +84,11 @@ def promoted(score: list[float], latency: list[float], k: int) -> list[int]:
 
 
 def recovery(chosen: list[int], truth: list[float], latency: list[float], true_front: set[int],
-             latency_ref: float) -> tuple[float, float]:
-    """(hypervolume of the chosen set's front / the true front's, share of true front members held)."""
-    full = hypervolume([(truth[i], latency[i]) for i in range(len(truth))], 0.0, latency_ref)
+             latency_ref: float, full: float | None = None) -> tuple[float, float]:
+    """(hypervolume of the chosen set's front / the true front's (`full`, computed when not given),
+    share of true front members held)."""
+    if full is None:
+        full = hypervolume(list(zip(truth, latency)), 0.0, latency_ref)
     mine = hypervolume([(truth[i], latency[i]) for i in chosen], 0.0, latency_ref)
     return mine / full, len(true_front & set(chosen)) / len(true_front)
 
@@ -97,7 +99,8 @@ def random_recoveries(n: int, k: int, truth, latency, true_front, latency_ref) -
     else:
         rng = random.Random(0)
         subsets = (rng.sample(range(n), k) for _ in range(DRAWS))
-    return [recovery(list(s), truth, latency, true_front, latency_ref) for s in subsets]
+    full = hypervolume(list(zip(truth, latency)), 0.0, latency_ref)
+    return [recovery(list(s), truth, latency, true_front, latency_ref, full) for s in subsets]
 
 
 def main() -> None:

@@ -129,12 +129,11 @@ def main() -> None:
                 keep(checkout, Path(args.keep_study))
             names = [t["preset"] or t["arch"] for t in trials]
             passes = quiet_ms(checkout, names, args.passes, cpu)
-            for i, t in enumerate(trials):
+            anchor = next(i for i, t in enumerate(trials) if t["preset"] == ANCHOR)
+            for i, t in enumerate(trials):  # the quiet ratio is taken pass by pass (interleaved), then its median
                 t["quiet_ms"] = statistics.median(p[i] for p in passes)
                 t["quiet_passes_ms"] = [p[i] for p in passes]
-            anchor = next(i for i, t in enumerate(trials) if t["preset"] == ANCHOR)
-            for t in trials:  # the quiet ratio is taken pass by pass (interleaved), then its median
-                t["quiet_ratio"] = statistics.median(p[trials.index(t)] / p[anchor] for p in passes)
+                t["quiet_ratio"] = statistics.median(p[i] / p[anchor] for p in passes)
                 t["recorded_ratio"] = t["recorded_ms"] / trials[anchor]["recorded_ms"]
             recorded_front = front_indices([(t["top1"], t["recorded_ms"]) for t in trials])
             quiet_front = front_indices([(t["top1"], t["quiet_ms"]) for t in trials])

@@ -138,7 +138,7 @@ def test_cli_build_table_on_a_tiny_space(tmp_path):
 # --- drift correction -----------------------------------------------------------------------------
 
 def test_interleaved_ratio_cancels_slow_phases_that_a_plain_median_records():
-    from archsearch.latency.drift import DriftProtocol, corrected_stats, interleaved_ratio
+    from archsearch.latency.drift import corrected_stats, interleaved_ratio
 
     calls = itertools.count()
 
@@ -146,7 +146,7 @@ def test_interleaved_ratio_cancels_slow_phases_that_a_plain_median_records():
         return lambda: ms * (3.0 if next(clock) % 50 >= 25 else 1.0)
 
     candidate, anchor = slowed(20.0), slowed(10.0)
-    ratio = interleaved_ratio(candidate, anchor, DriftProtocol(warmup=1, per_round=5, min_rounds=10, max_rounds=20))
+    ratio = interleaved_ratio(candidate, anchor, TimingProtocol(warmup=1, round_size=5, min_runs=50, max_runs=100))
     assert ratio.ratio == pytest.approx(2.0) and ratio.rounds >= 10 and ratio.runs == 5 * ratio.rounds
     corrected = corrected_stats(ratio, anchor_quiet_ms=10.0)
     assert corrected.median_ms == pytest.approx(20.0) and corrected.runs == ratio.runs
@@ -156,11 +156,9 @@ def test_interleaved_ratio_cancels_slow_phases_that_a_plain_median_records():
 
 
 def test_drift_corrected_result_records_its_anchor_and_ratios_in_a_fresh_process():
-    from archsearch.latency.drift import DriftProtocol
-
     result = measure_latency(TINY, threads=1, fresh_process=True, protocol=QUICK, anchor="mobileclip_s0",
                              anchor_quiet_ms={"image_ms": 100.0, "text_ms": 50.0},
-                             drift=DriftProtocol(warmup=1, per_round=2, min_rounds=2, max_rounds=4))
+                             drift=TimingProtocol(warmup=1, round_size=2, min_runs=4, max_runs=8))
     record = result.to_dict()
     assert record["method"] == "drift_corrected" and record["correction"]["anchor"] == "mobileclip_s0"
     assert record["image_ms"] == pytest.approx(100.0 * record["correction"]["image"]["ratio"])
@@ -175,12 +173,11 @@ def test_drift_correction_holds_while_another_process_takes_half_of_the_measured
     and the measurement. Full-size presets, as a sweep times them: a tower of tiny-space size runs
     for less than one scheduler slice, so it is either not slowed at all or slowed by a whole slice,
     which is not what a host's slow phase does to a model."""
-    from archsearch.latency.drift import DriftProtocol
     from archsearch.spec import get_preset
 
     cpu = available_cpus()[-1]
     quick = TimingProtocol(warmup=2, min_runs=10, round_size=5, max_runs=40, max_seconds=15)
-    drift = DriftProtocol(warmup=2, per_round=3, min_rounds=4, max_rounds=12, max_seconds=20)
+    drift = TimingProtocol(warmup=2, round_size=3, min_runs=12, max_runs=36, max_seconds=20)
     candidate = get_preset("mobileclip_s1")
 
     def measure(**kw):

@@ -22,17 +22,10 @@ from archsearch.latency.timing import TimingProtocol, TimingStats, time_until_se
 ANCHOR = "mobileclip_s0"
 
 
-@dataclass(frozen=True)
-class DriftProtocol:
-    """Rounds of `per_round` runs of one model, then of the other, in ABBA order (so a trend within
-    the window weighs on both alike), until the median round ratio settles or the budget ends."""
-
-    warmup: int = 3
-    per_round: int = 3
-    min_rounds: int = 6
-    max_rounds: int = 60
-    max_seconds: float = 30.0
-    rel_tol: float = 0.005
+# The timing protocol read for two models in alternation: rounds of `round_size` runs of one model,
+# then of the other, in ABBA order (so a trend within the window weighs on both alike), until the
+# median round ratio settles after `min_runs` runs of each, or the budget ends.
+DRIFT_PROTOCOL = TimingProtocol(warmup=3, round_size=3, min_runs=18, max_runs=180, max_seconds=30.0)
 
 
 @dataclass(frozen=True)
@@ -51,7 +44,7 @@ class Ratio:
         return asdict(self)
 
 
-def interleaved_ratio(candidate: TimedRun, anchor: TimedRun, protocol: DriftProtocol = DriftProtocol()) -> Ratio:
+def interleaved_ratio(candidate: TimedRun, anchor: TimedRun, protocol: TimingProtocol = DRIFT_PROTOCOL) -> Ratio:
     for _ in range(protocol.warmup):
         candidate(), anchor()
     ratios: list[float] = []
@@ -61,15 +54,15 @@ def interleaved_ratio(candidate: TimedRun, anchor: TimedRun, protocol: DriftProt
     previous = None
     while True:
         order = (candidate, anchor) if len(ratios) % 4 in (0, 3) else (anchor, candidate)
-        timed = {id(run): [run() for _ in range(protocol.per_round)] for run in order}
+        timed = {id(run): [run() for _ in range(protocol.round_size)] for run in order}
         mine, theirs = timed[id(candidate)], timed[id(anchor)]
         ratios.append(statistics.median(mine) / statistics.median(theirs))
         candidate_all += mine
         anchor_all += theirs
         current = statistics.median(ratios)
-        settled = (len(ratios) >= protocol.min_rounds and previous is not None
+        settled = (len(candidate_all) >= protocol.min_runs and previous is not None
                    and abs(current - previous) <= protocol.rel_tol * current)
-        if settled or len(ratios) >= protocol.max_rounds or time.monotonic() > deadline:
+        if settled or len(candidate_all) >= protocol.max_runs or time.monotonic() > deadline:
             cv = statistics.stdev(ratios) / statistics.fmean(ratios) if len(ratios) > 1 else 0.0
             q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
             return Ratio(ratio=current, cv=cv, iqr=q3 - q1, rounds=len(ratios), runs=len(candidate_all),

@@ -128,7 +128,7 @@ def measure_unit(unit: Unit, backend: str, batch: int, threads: int, protocol: T
 class LatencyTable(BaseModel):
     """One device's table; its JSON is this model's fields plus the format and units version."""
 
-    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+    model_config = ConfigDict(extra="ignore")
     fingerprint: dict
     batch: PositiveInt
     protocol: dict
