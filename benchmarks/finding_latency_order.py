@@ -6,7 +6,7 @@ MobileCLIP's iPhone 12 Pro Max latencies; ViTamin reports no device latency, so 
 paper-side figure. Reuses results/latency_presets.json (benchmarks/latency_presets.py, 5 fresh
 processes per preset) and measures any preset missing there (3 fresh processes).
 
-    python benchmarks/finding_latency_order.py [--presets-json benchmarks/results/latency_presets.json]
+    python -m benchmarks.finding_latency_order [--presets-json benchmarks/results/latency_presets.json]
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from findings_common import RESULTS, latency_and_cost, meta, write_finding
+from benchmarks.common import RESULTS, run_meta
+from benchmarks.findings_common import latency_and_cost, write_finding
 from scipy.stats import spearmanr
 
 from archsearch.spec import get_preset
@@ -74,7 +75,7 @@ def main() -> None:
                         f"{f'; image towers alone: {image_rho:.2f}' if image_rho is not None else ''}).")
     write_finding(
         "latency_order", "latency order of the MobileCLIP and ViTamin variants",
-        meta("finding_latency_order.py", None, threads=1),
+        run_meta("finding_latency_order", recipe=None),
         paper=PAPER, measured=table, seeds=0, reproduced=reproduced, verdict=" ".join(verdicts),
         tried=("Latency, not training: each preset measured full size, folded, batch 1, 1 thread, in fresh "
                f"processes ({'; '.join(sorted({m['source'] for m in ours.values()}))}). A phone's accelerator and "

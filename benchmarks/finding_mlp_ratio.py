@@ -5,7 +5,7 @@ depths 2-6-10-2) and the same tower at ratio 4 with the stage depths whose param
 closest to MCi0's at the proxy's size (what is trained), among those within 3% at full size. Same
 text tower, same proxy, several student seeds; full-size latency measured before any training.
 
-    python benchmarks/finding_mlp_ratio.py [--seeds 0 1 2] [--workers 2]
+    python -m benchmarks.finding_mlp_ratio [--seeds 0 1 2] [--workers 2]
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import argparse
 import itertools
 import statistics
 
-from findings_common import (
-    latency_and_cost, layout, meta, score_variants, seed_cells, seed_wins, write_finding,
+from benchmarks.common import run_meta
+from benchmarks.findings_common import (
+    latency_and_cost, layout, score_variants, seed_cells, seed_wins, write_finding,
 )
 
 from archsearch.latency.cost import count_params
@@ -121,7 +122,8 @@ def main() -> None:
                f"scores higher on {seed_wins(a, b)} of {n} seeds. Latency: "
                f"{costs['ratio 3 (MCi)']['image_ms']:.1f} vs {costs['ratio 4']['image_ms']:.1f} ms.")
     write_finding(
-        "mlp_ratio", "MLP ratio 3 with more depth vs ratio 4 at equal parameters", meta("finding_mlp_ratio.py", recipe),
+        "mlp_ratio", "MLP ratio 3 with more depth vs ratio 4 at equal parameters",
+        run_meta("finding_mlp_ratio", threads=recipe.train.threads or 1, recipe=recipe.name),
         paper=PAPER, measured=table, seeds=n, reproduced=reproduced, verdict=verdict,
         tried=(f"The ratio-4 tower's depths {match['depths']} were chosen by parameter count alone (proxy-size gap "
                f"{match['proxy_gap']:.1%}, full-size gap {match['full_gap']:.1%}) before any training; student seeds "

@@ -6,7 +6,7 @@ many plain steps match the reinforced score at the recipe's budget (log-linear i
 the plain curve; "> max" when the plain curve never gets there). Each step count is its own
 training with its own warm-up + cosine schedule, not a checkpoint of a longer one.
 
-    python benchmarks/finding_reinforcement.py [--archs ...] [--reinforced-steps 20 40 80]
+    python -m benchmarks.finding_reinforcement [--archs ...] [--reinforced-steps 20 40 80]
                                                [--plain-steps 20 40 80 160 320] [--workers 2]
 """
 
@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import math
 
-from findings_common import cell, meta, score_all, with_steps, write_finding
-from proxy_scores import plain
+from benchmarks.common import cell, run_meta
+from benchmarks.findings_common import write_finding
+from benchmarks.runlog import plain, score_all, with_steps
 
 from archsearch.proxy.recipe import load_recipe
 from archsearch.spec import get_preset, preset_names
@@ -93,7 +94,8 @@ def main() -> None:
         curves.append(f"- {name}: reinforced " + ", ".join(f"{s}: {v:.1f}" for s, v in c["reinforced"])
                       + "; plain " + ", ".join(f"{s}: {v:.1f}" for s, v in c["plain"]))
     write_finding(
-        "reinforcement", "reinforced training is more learning-efficient", meta("finding_reinforcement.py", recipe),
+        "reinforcement", "reinforced training is more learning-efficient",
+        run_meta("finding_reinforcement", threads=recipe.train.threads or 1, recipe=recipe.name),
         paper=PAPER, measured=[*table, *curves], seeds=1, reproduced=reproduced, verdict=verdict,
         tried=(f"One student seed per point (the recipe's), {len(jobs)} trainings on the embedded reinforced store "
                f"(recipe {cell(recipe.name)}); plain = the same recipe with lambda = 0 on real captions only. "

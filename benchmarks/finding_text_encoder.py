@@ -7,16 +7,18 @@ several student seeds, with the text depth kept whole in the proxy (text_depth_m
 three towers train with the same number of layers); text latency measured on the full-size
 folded towers before any training.
 
-    python benchmarks/finding_text_encoder.py [--seeds 0 1 2] [--workers 2]
+    python -m benchmarks.finding_text_encoder [--seeds 0 1 2] [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
 
-from findings_common import (
-    latency_and_cost, layout, meta, score_variants, seed_cells, with_scale, write_finding,
+from benchmarks.common import run_meta
+from benchmarks.findings_common import (
+    latency_and_cost, layout, score_variants, seed_cells, write_finding,
 )
+from benchmarks.runlog import with_scale
 
 from archsearch.proxy.recipe import load_recipe
 from archsearch.spec import get_preset
@@ -77,7 +79,7 @@ def main() -> None:
                f"({'as' if conv_behind else 'unlike'} in the paper).")
     write_finding(
         "text_encoder", "hybrid text encoder vs transformer and pure-conv text encoders",
-        meta("finding_text_encoder.py", recipe),
+        run_meta("finding_text_encoder", threads=recipe.train.threads or 1, recipe=recipe.name),
         paper=PAPER, measured=table, seeds=n, reproduced=reproduced, verdict=verdict,
         tried=(f"Width {base.text.width}, {depth} layers, kernel {base.text.conv_kernel}, on {args.base}'s image tower; "
                f"student seeds {args.seeds}; the proxy keeps all {depth} text layers (text_depth_mult 1) so that the "

@@ -5,15 +5,16 @@ token) with the same text tower, embedding width, resolution, proxy and student 
 has no bare 16x16 patch-embedding stem, so the ViT takes MobileCLIP-B's convolutional stem (timm
 `vit_base_mci_224`, narrowed to 384): the plain-ViT point of the search space closest to ViT-S/16.
 
-    python benchmarks/finding_vitamin_hybrid.py [--seeds 0 1 2] [--workers 2]
+    python -m benchmarks.finding_vitamin_hybrid [--seeds 0 1 2] [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
 
-from findings_common import (
-    latency_and_cost, layout, meta, score_variants, seed_cells, seed_wins, write_finding,
+from benchmarks.common import run_meta
+from benchmarks.findings_common import (
+    latency_and_cost, layout, score_variants, seed_cells, seed_wins, write_finding,
 )
 
 from archsearch.proxy.recipe import load_recipe
@@ -68,7 +69,8 @@ def main() -> None:
                f"{'reproduces' if reproduced else 'does not reproduce'}: the criterion is a higher mean *and* a "
                "higher score on most seeds.")
     write_finding(
-        "vitamin_hybrid", "ViTamin's hybrid vs a plain ViT of similar size", meta("finding_vitamin_hybrid.py", recipe),
+        "vitamin_hybrid", "ViTamin's hybrid vs a plain ViT of similar size",
+        run_meta("finding_vitamin_hybrid", threads=recipe.train.threads or 1, recipe=recipe.name),
         paper=PAPER, measured=table, seeds=n, reproduced=reproduced, verdict=verdict,
         tried=(f"Student seeds {args.seeds}, the same proxy recipe ({recipe.name}), text tower and embedding for "
                "both; the ViT uses MobileCLIP-B's conv stem because the space has no bare patch-embedding stem. "

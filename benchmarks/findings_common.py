@@ -1,80 +1,22 @@
-"""What the five finding benchmarks (benchmarks/finding_*.py) share: recipe variants, parallel
-proxy scoring through the shared run log, latency of a spec, and the result writer.
+"""What the five finding benchmarks (benchmarks/finding_*.py) share: seed-averaged scoring of
+variants, latency of a spec, and the result writer.
 
-Every training goes through `proxy_scores.score`, so it is appended to results/proxy_runs.jsonl
+Every training goes through `benchmarks.runlog.score`, so it is appended to results/proxy_runs.jsonl
 and reused by any later benchmark asking for the same architecture under the same recipe.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
-import multiprocessing
-import shlex
 import statistics
-import sys
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
-
-from md_table import cell
 
 from archsearch.latency.cost import measure_cost
-from archsearch.environment import device_fingerprint
 from archsearch.latency.measure import measure_latency
 from archsearch.proxy.recipe import Recipe
-from archsearch.proxy.run import student_seed
 from archsearch.spec.arch import ArchSpec, layout_summary
 
-RESULTS = Path(__file__).parent / "results"
-
-
-# ----------------------------------------------------------------------------- recipe variants
-def with_steps(recipe: Recipe, steps: int) -> Recipe:
-    """The recipe trained for `steps` (warm-up kept at the same share, 1/8); unchanged at its own steps."""
-    if steps == recipe.train.steps:
-        return recipe
-    train = recipe.train.model_copy(update={"steps": steps, "warmup_steps": max(1, round(steps / 8))})
-    return recipe.model_copy(update={"name": f"{recipe.name}-{steps}steps", "train": train})
-
-
-def with_seed(recipe: Recipe, seed: int) -> Recipe:
-    """The same data, teachers and store, a different student seed; unchanged at its own seed."""
-    if seed == student_seed(recipe):
-        return recipe
-    train = recipe.train.model_copy(update={"seed": seed})
-    return recipe.model_copy(update={"name": f"{recipe.name}-seed{seed}", "train": train})
-
-
-def with_scale(recipe: Recipe, suffix: str, **scale) -> Recipe:
-    return recipe.model_copy(update={"name": f"{recipe.name}-{suffix}", "scale": recipe.scale.model_copy(update=scale)})
-
-
-# ----------------------------------------------------------------------------- scoring
-def _score_job(job: tuple[str, dict, dict]) -> dict:
-    from proxy_scores import score  # benchmarks/ is on the path of the script and of its spawned workers
-
-    name, spec, recipe = job
-    return score(name, ArchSpec.from_dict(spec), Recipe.model_validate(recipe))
-
-
-def score_all(jobs: list[tuple[str, ArchSpec, Recipe]], workers: int, longest_first: bool = True) -> list[dict]:
-    """Score every (name, spec, recipe), `workers` trainings at a time (each on the recipe's threads);
-    runs already in the log are reused, not retrained. Results come back in the order of `jobs`.
-    `longest_first=False` trains in the order given (a benchmark whose partial result must be useful)."""
-    from proxy_scores import _done, recorded
-
-    log = _done()
-    results = {i: row for i, job in enumerate(jobs) if (row := recorded(*job, done=log))}
-    todo = [i for i in range(len(jobs)) if i not in results]
-    payload = {i: (jobs[i][0], jobs[i][1].to_dict(), jobs[i][2].to_dict()) for i in todo}
-    if workers <= 1 or len(todo) <= 1:
-        results.update({i: _score_job(payload[i]) for i in todo})
-    elif todo:
-        # Longest first (by steps) so the last worker does not finish alone on a long run.
-        order = sorted(todo, key=lambda i: -jobs[i][2].train.steps) if longest_first else todo
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            results.update(zip(order, pool.map(_score_job, [payload[i] for i in order])))
-    return [results[i] for i in range(len(jobs))]
+from benchmarks.common import RESULTS, cell
+from benchmarks.runlog import score_all, with_seed
 
 
 def score_variants(variants: dict[str, tuple[str, ArchSpec]], recipe: Recipe, seeds: list[int],
@@ -120,14 +62,6 @@ def latency_and_cost(spec: ArchSpec, repeats: int = 3, threads: int = 1) -> dict
 
 
 # ----------------------------------------------------------------------------- results
-def meta(script: str, recipe: Recipe | None, threads: int = 1, **extra) -> dict:
-    """Date, exact command, machine fingerprint and the proxy recipe (None: the finding trains nothing)."""
-    return {"date": datetime.date.today().isoformat(),
-            "command": shlex.join(["python", f"benchmarks/{script}", *sys.argv[1:]]),
-            "machine": device_fingerprint("torch-cpu", (recipe.train.threads or 1) if recipe else threads),
-            "recipe": recipe.name if recipe else None, **extra}
-
-
 def layout(spec: ArchSpec) -> str:
     return cell(layout_summary(spec))
 

@@ -6,8 +6,8 @@ table was calibrated on), measures each whole with `measure_latency` (image + te
 it from the table (units it lacks are measured on demand and counted). Reports the share of
 predictions within +-10% of the measured value (total and per tower) and Kendall's tau.
 
-    python benchmarks/latency_predictor.py                                    # the full validation
-    python benchmarks/latency_predictor.py --build-archs 5 --validate-archs 5 --quick   # a smoke run
+    python -m benchmarks.latency_predictor                                    # the full validation
+    python -m benchmarks.latency_predictor --build-archs 5 --validate-archs 5 --quick   # a smoke run
 
 Run it on a quiet machine, one process at a time, ideally pinned (``taskset -c 2 python ...``):
 the thread count and the CPUs available are part of the device fingerprint the table is keyed by.
@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from md_table import cell
 
 from archsearch.analysis.ranking import kendall_tau
 from archsearch.latency.table import CACHE_POLICIES, DEFAULT_CACHE_DIR, build_table
@@ -33,7 +31,8 @@ from archsearch.space.sampling import sample_archs, table_architectures
 from archsearch.latency.timing import TimingProtocol
 from archsearch.spec.arch import layout_summary
 
-RESULTS = Path(__file__).parent / "results"
+from benchmarks.common import RESULTS, cell, command
+
 QUICK = dict(warmup=2, min_runs=6, round_size=3, max_runs=30)
 
 
@@ -124,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{fingerprint.get('cpu')} ({fingerprint.get('cpus_available')} CPUs available), "
                    f"{fingerprint.get('system')}",
         "fingerprint": fingerprint, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": "python " + " ".join(shlex.quote(a) for a in ["benchmarks/latency_predictor.py",
-                                                                 *(sys.argv[1:] if argv is None else argv)]),
+        "command": command("latency_predictor", argv),
         "space": args.space, "backend": args.backend, "batch": args.batch, "threads": args.threads,
         "protocol": protocol.__dict__, "build_archs": len(table.calibration), "build_seed": args.build_seed,
         "presets": not args.no_presets, "validate_seed": args.validate_seed, "build_units": build_units,

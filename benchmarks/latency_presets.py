@@ -5,7 +5,7 @@
 - reparameterization gain: image tower before / after folding;
 - efficiency: (FLOPs / measured fp32 matmul peak) / measured latency.
 
-    python benchmarks/latency_presets.py [--presets mobileclip_s0 vitamin_s ...] [--repeats 5]
+    python -m benchmarks.latency_presets [--presets mobileclip_s0 vitamin_s ...] [--repeats 5]
 
 Writes benchmarks/results/latency_presets.{json,md}.
 """
@@ -13,24 +13,22 @@ Writes benchmarks/results/latency_presets.{json,md}.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
-from pathlib import Path
 
 import timm
 
 from archsearch.latency.backends import get_backend
 from archsearch.latency.cost import example_images, measure_cost
-from archsearch.environment import device_fingerprint
 from archsearch.latency.measure import measure_latency
 from archsearch.latency.peak import matmul_peak_gflops
 from archsearch.latency.timing import TimingProtocol
 from archsearch.models import build_image_tower, reparameterize
 from archsearch.spec import get_preset, preset_names, timm_reference
 
-RESULTS = Path(__file__).parent / "results"
+from benchmarks.common import RESULTS, run_meta
+
 
 
 def paired_medians(runs: dict[str, callable], rounds: int, per_round: int, warmup: int = 3) -> dict[str, dict]:
@@ -99,8 +97,8 @@ def to_markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         "# Preset latency on this machine (torch-cpu, batch 1, folded)",
         "",
-        f"Machine: {meta['fingerprint']['cpu']}, {meta['threads']} threads{pinned} "
-        f"(fingerprint {meta['fingerprint']['id']}); "
+        f"Machine: {meta['machine']['cpu']}, {meta['threads']} threads{pinned} "
+        f"(fingerprint {meta['machine']['id']}); "
         f"date: {meta['date']}; command: `{meta['command']}`.",
         f"Measured fp32 matmul peak: {meta['peak_gflops']:.0f} GFLOP/s. Each preset: {meta['repeats']} independent "
         "measurements, each in a fresh process (median of settled timed runs). The timm comparison and the "
@@ -157,15 +155,14 @@ def main() -> None:
     protocol = TimingProtocol()
     peak = matmul_peak_gflops(args.threads)
     meta = {
-        "date": datetime.date.today().isoformat(), "threads": args.threads, "repeats": args.repeats,
-        "command": "python benchmarks/latency_presets.py " + " ".join(
+        **run_meta("latency_presets", threads=args.threads, argv=(
             f"--presets {' '.join(args.presets)}".split() + ["--repeats", str(args.repeats), "--threads",
                                                             str(args.threads), "--rounds", str(args.rounds),
                                                             "--per-round", str(args.per_round)]
-            + (["--pin", *map(str, args.pin)] if args.pin else []) + (["--out", args.out] if args.out != "latency_presets" else [])),
+            + (["--pin", *map(str, args.pin)] if args.pin else []) + (["--out", args.out] if args.out != "latency_presets" else []))),
+        "threads": args.threads, "repeats": args.repeats,
         "peak_gflops": peak, "protocol": protocol.__dict__, "rounds": args.rounds, "per_round": args.per_round,
         "loadavg": [round(x, 2) for x in os.getloadavg()], "pin": args.pin,
-        "fingerprint": device_fingerprint("torch-cpu", args.threads),
     }
     rows = []
     for name in args.presets:

@@ -1,7 +1,7 @@
 """Every preset next to its references: timm trunk params and fvcore MACs, open_clip whole-model
 params, and the paper-style counts (reparameterized, projection included).
 
-    python benchmarks/preset_parity.py            # writes benchmarks/results/preset_parity.{json,md}
+    python -m benchmarks.preset_parity            # writes benchmarks/results/preset_parity.{json,md}
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from archsearch.latency.cost import count_macs, count_params, example_images, ex
 from archsearch.models import build_clip, reparameterize
 from archsearch.spec import get_preset, open_clip_reference, preset_names, timm_reference
 
-RESULTS = Path(__file__).parent / "results"
+from benchmarks.common import RESULTS, command
+
 
 
 def _trunk_macs(tower, images) -> int:
@@ -95,8 +96,7 @@ def main() -> None:
                 if l.startswith("model name")), platform.processor())
     meta = {
         "machine": f"{cpu}, {torch.get_num_threads()} threads, {platform.system()} {platform.machine()}",
-        "date": datetime.date.today().isoformat(),
-        "command": "python benchmarks/preset_parity.py",
+        "date": datetime.date.today().isoformat(), "command": command("preset_parity"),
         "torch": torch.__version__, "timm": timm.__version__, "open_clip": open_clip.__version__,
         "python": sys.version.split()[0],
     }

@@ -1,6 +1,6 @@
 """Proxy levers screened on the papers' seven variants: which recipe changes make the short proxy rank.
 
-The full fidelity protocol (20 architectures against a 10x reference, `proxy_scores.py fidelity`)
+The full fidelity protocol (20 architectures against a 10x reference, `python -m benchmarks.proxy_scores fidelity`)
 costs hours of CPU per recipe. This screen costs minutes and measures what needs no reference:
 
 - the seed agreement, Kendall tau between student seeds 0 and 1 over the seven variants;
@@ -11,7 +11,7 @@ costs hours of CPU per recipe. This screen costs minutes and measures what needs
 Every lever is one named change to the default recipe; every lever tried stays in the results,
 the ones that lost too.
 
-    python benchmarks/proxy_levers.py [--levers default ls0.1 ...] [--seeds 0 1] [--workers 2]
+    python -m benchmarks.proxy_levers [--levers default ls0.1 ...] [--seeds 0 1] [--workers 2]
 
 Results: results/proxy_levers.{json,md}; every training is logged in results/proxy_runs.jsonl.
 """
@@ -23,8 +23,9 @@ import json
 import statistics
 from typing import Any
 
-import proxy_fidelity
-from findings_common import RESULTS, meta, score_all, with_seed
+from benchmarks import proxy_fidelity
+from benchmarks.common import RESULTS, run_meta
+from benchmarks.runlog import logged_runs, recorded, score_all, with_seed
 
 from archsearch.analysis.ranking import (
     PUBLISHED_PRESETS, kendall_tau, multiple_of_chance, preset_order_swaps, tau_bootstrap_ci,
@@ -121,9 +122,7 @@ def summarise(lever: str, recipe: Recipe, names: list[str], rows: list[dict], se
 def reference_scores(recipe: Recipe) -> dict[str, float]:
     """Zero-shot top-1 of the fidelity protocol's reference (seed 0) for every protocol architecture
     the run log holds it for."""
-    from proxy_scores import _done, recorded
-
-    reference, log = load_recipe("cpu-small"), _done()
+    reference, log = load_recipe("cpu-small"), logged_runs()
     out = {}
     for name, _, spec in proxy_fidelity.architectures(14, 0, 2):
         row = recorded(name, spec, reference, done=log)
@@ -209,7 +208,8 @@ def main() -> None:
                           **{score: {k: last[score].get(k) for k in ("tau_seeds", "preset_order_swaps")}
                              for score in SCORES if score in last}}), flush=True)
     teachers = teacher_scores(base)
-    record = {"meta": meta("proxy_levers.py", base), "architectures": args.archs, "seeds": args.seeds,
+    record = {"meta": run_meta("proxy_levers", threads=base.train.threads or 1, recipe=base.name),
+              "architectures": args.archs, "seeds": args.seeds,
               "reference_top1": reference,
               "costs": costs, "teachers_top1": teachers, "levers": summaries,
               "runs": [{k: v for k, v in r.items() if k not in ("spec", "recipe_config")} for r in all_rows]}

@@ -7,12 +7,12 @@
 - `fidelity` the fidelity protocol (proxy_fidelity.py): 20 architectures of spaces/hybrid.yaml, short
              runs at seeds 0 and 1 against a 10x reference at seeds 0 and 1; writes proxy_fidelity.{json,md}.
 
-    python benchmarks/proxy_scores.py spread [--presets ...]
-    python benchmarks/proxy_scores.py gain --presets mobileclip_s0 mobileclip_s2 vitamin_s mobileclip_b
-    python benchmarks/proxy_scores.py fidelity [--recipe cpu-tiny] [--reference-recipe cpu-small] [--from-log]
+    python -m benchmarks.proxy_scores spread [--presets ...]
+    python -m benchmarks.proxy_scores gain --presets mobileclip_s0 mobileclip_s2 vitamin_s mobileclip_b
+    python -m benchmarks.proxy_scores fidelity [--recipe cpu-tiny] [--reference-recipe cpu-small] [--from-log]
 
-Every run is appended to results/proxy_runs.jsonl (one line per training, so an interrupted
-benchmark keeps what it measured and a rerun skips it); the summaries go to results/proxy_<kind>.{json,md}
+Every training goes through the run log (`benchmarks.runlog`: results/proxy_runs.jsonl, so an
+interrupted benchmark keeps what it measured and a rerun skips it); the summaries go to results/proxy_<kind>.{json,md}
 (or results/<--out>.{json,md}). Earlier protocols' results stay beside them: proxy_fidelity_v1
 (8 architectures, old teachers, with and without reinforcement) and proxy_fidelity_kd075.
 """
@@ -20,74 +20,23 @@ benchmark keeps what it measured and a rerun skips it); the summaries go to resu
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import shlex
 import statistics
-import sys
-import time
-from pathlib import Path
 
-from md_table import cell
-
-from archsearch.environment import device_fingerprint
+from archsearch.analysis.ranking import PUBLISHED_PRESETS
+from archsearch.latency.cost import measure_cost
 from archsearch.proxy.recipe import Recipe, load_recipe
-from archsearch.proxy.run import run_proxy
 from archsearch.spec import get_preset, preset_names
-from archsearch.spec.arch import ArchSpec, layout_summary
+from archsearch.spec.arch import layout_summary
 
-RESULTS = Path(__file__).parent / "results"
-RUNS = RESULTS / "proxy_runs.jsonl"
-METRICS = ("zeroshot_top1", "i2t_r1", "t2i_r1", "i2t_r5", "t2i_r5", "train_seconds", "images_per_second", "steps",
-           "train_loss_tail")
-
-
-def plain(recipe: Recipe) -> Recipe:
-    """The same recipe without reinforcement: lambda = 0 on real captions only."""
-    return recipe.model_copy(update={"name": recipe.name + "-plain",
-                                     "loss": recipe.loss.model_copy(update={"kd_lambda": 0.0, "captions": "real"})})
-
-
-def _done() -> dict[tuple[str, str], dict]:
-    if not RUNS.is_file():
-        return {}
-    rows = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
-    return {(r["arch"], r["recipe"]): r for r in rows}
-
-
-def recorded(name: str, spec: ArchSpec, recipe: Recipe, done: dict | None = None) -> dict | None:
-    """The logged run of this arch name under this recipe, if its spec and recipe content are the same."""
-    previous = (_done() if done is None else done).get((name, recipe.name))
-    if previous and previous["recipe_config"] == recipe.to_dict() and previous["spec"] == spec.to_dict():
-        return previous
-    return None
-
-
-def score(name: str, spec: ArchSpec, recipe: Recipe) -> dict:
-    """Train and score (or reuse a recorded run of the same arch, recipe and recipe content)."""
-    previous = recorded(name, spec, recipe)
-    if previous:
-        return previous
-    started = time.perf_counter()
-    result = run_proxy(spec, recipe, wandb="disabled", progress=False)
-    row = {"arch": name, "recipe": recipe.name, "layout": layout_summary(spec), "spec": spec.to_dict(),
-           "recipe_config": recipe.to_dict(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-           "wall_seconds": time.perf_counter() - started, **{k: result[k] for k in METRICS}}
-    RESULTS.mkdir(exist_ok=True)
-    with RUNS.open("a") as f:
-        f.write(json.dumps(row) + "\n")
-    print(json.dumps({k: row[k] for k in ("arch", "recipe", "zeroshot_top1", "i2t_r1", "train_seconds")}), flush=True)
-    return row
+from benchmarks import proxy_fidelity as protocol
+from benchmarks.common import RESULTS, cell, run_meta
+from benchmarks.proxy_levers import teacher_scores
+from benchmarks.runlog import logged_runs, plain, recorded, score, score_all, with_seed
 
 
 def fidelity(args: argparse.Namespace, recipe: Recipe, meta: dict) -> None:
     """The fidelity protocol (proxy_fidelity.py): short runs, then the reference, then the report."""
-    import proxy_fidelity as protocol
-    from findings_common import score_all, with_seed  # imports this module lazily in its workers
-
-    from archsearch.analysis.ranking import PUBLISHED_PRESETS
-    from archsearch.latency.cost import measure_cost
-
     reference = load_recipe(args.reference_recipe)
     protocol.check_reference(recipe, reference)
     archs = protocol.architectures(args.draws, args.seed, args.per_layout)
@@ -97,7 +46,7 @@ def fidelity(args: argparse.Namespace, recipe: Recipe, meta: dict) -> None:
     short_jobs = [(n, spec, with_seed(recipe, s)) for n, spec in [*extra.items(), *specs.items()]
                   for s in protocol.SEEDS]
     if args.from_log:
-        log = _done()
+        log = logged_runs()
         short_rows = [recorded(*job, done=log) for job in short_jobs]
         missing = [f"{n} ({r.name})" for (n, _, r), row in zip(short_jobs, short_rows) if row is None]
         if missing:
@@ -110,8 +59,12 @@ def fidelity(args: argparse.Namespace, recipe: Recipe, meta: dict) -> None:
     # yields tau(short, reference seed 0) over as many architectures as it reached.
     ordered = sorted(names, key=lambda n: short_by[(n, seeds[0][0].name)]["wall_seconds"])
     ref_jobs = [(n, specs[n], seeds[s][1]) for s in protocol.SEEDS for n in ordered]
+    if args.pairs_first:  # seed 1 where seed 0 is logged comes first: the ceiling before more coverage
+        log = logged_runs()
+        ref_jobs.sort(key=lambda job: not (job[2].name == seeds[1][1].name
+                                           and recorded(job[0], specs[job[0]], seeds[0][1], done=log)))
     if args.from_log or args.short_only:
-        log = _done()
+        log = logged_runs()
         ref_rows = [recorded(*job, done=log) for job in ref_jobs]
     else:
         ref_rows = score_all(ref_jobs, args.workers, longest_first=False)
@@ -134,8 +87,6 @@ def fidelity(args: argparse.Namespace, recipe: Recipe, meta: dict) -> None:
         {n: per_seed(ref_by, n, 1) for n in names}, costs)
     walls = [short_by[(n, seeds[s][0].name)]["wall_seconds"] for n in names for s in protocol.SEEDS]
     summary["median_trial_seconds"] = statistics.median(walls)
-    from proxy_levers import teacher_scores
-
     record = {"meta": meta, **summary, "recipe": recipe.to_dict(), "reference_recipe": reference.to_dict(),
               "teachers_top1": teacher_scores(recipe), "targets": protocol.targets(summary, summary["median_trial_seconds"]),
               "draws": [{"name": n, "layout": kinds[n], "spec": specs[n].to_dict()} for n in names
@@ -170,14 +121,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="fidelity: the draws' sampler seed")
     parser.add_argument("--workers", type=int, default=2, help="fidelity: trainings at a time (each on the recipe's threads)")
     parser.add_argument("--short-only", action="store_true", help="fidelity: train the short runs only")
+    parser.add_argument("--pairs-first", action="store_true",
+                        help="fidelity: train the reference at seed 1 of the architectures whose seed-0 reference is "
+                             "logged before the rest, so the ceiling tau(reference seed 0, seed 1) comes first")
     parser.add_argument("--from-log", action="store_true",
                         help="fidelity: train nothing; report what the run log holds")
     parser.add_argument("--out", help="results name in benchmarks/results/ (default proxy_<kind>)")
     args = parser.parse_args()
     recipe = load_recipe(args.recipe)
-    meta = {"date": datetime.date.today().isoformat(),
-            "command": shlex.join(["python", "benchmarks/proxy_scores.py", *sys.argv[1:]]),
-            "machine": device_fingerprint("torch-cpu", recipe.train.threads or 1), "recipe": recipe.to_dict()}
+    meta = run_meta("proxy_scores", threads=recipe.train.threads or 1, recipe=recipe.to_dict())
     header = "| arch | layout | zero-shot top-1 | I->T R@1 | T->I R@1 | train s | images/s |"
 
     def line(r):

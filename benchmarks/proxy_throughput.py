@@ -5,7 +5,7 @@ store; the same steps in a bare loop on a fixed batch (model only: no data, no L
 pipeline alone (store + replay + tokenize); and the achieved FLOP/s (fvcore MACs x 2 x 3 for
 forward + backward, text counted once per caption batch) against the measured fp32 matmul peak.
 
-    python benchmarks/proxy_throughput.py [--presets mobileclip_s0 mobileclip_s2 vitamin_s] [--steps 20]
+    python -m benchmarks.proxy_throughput [--presets mobileclip_s0 mobileclip_s2 vitamin_s] [--steps 20]
 
 Writes benchmarks/results/proxy_throughput.{json,md}.
 """
@@ -13,21 +13,15 @@ Writes benchmarks/results/proxy_throughput.{json,md}.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import shlex
-import sys
 import time
-from pathlib import Path
 
 import torch
-from md_table import cell
 from torch.utils.data import DataLoader
 
 from archsearch.data.dataset import ReinforcedDataset
 from archsearch.data.store import ReinforcedStore
 from archsearch.latency.cost import measure_cost
-from archsearch.environment import device_fingerprint
 from archsearch.latency.peak import matmul_peak_gflops
 from archsearch.proxy.assets import ensure_store, training_source
 from archsearch.proxy.fit import fit
@@ -37,7 +31,8 @@ from archsearch.proxy.scale import scale_down
 from archsearch.spec import get_preset, preset_names
 from archsearch.spec.arch import layout_summary
 
-RESULTS = Path(__file__).parent / "results"
+from benchmarks.common import RESULTS, cell, run_meta
+
 
 
 def bare_loop_seconds(module: ClipModule, batch: dict, steps: int) -> float:
@@ -127,10 +122,9 @@ def main() -> None:
             "share_of_peak": flops / (peak * 1e9), "time_shares": shares, "top_ops": top_ops,
         })
         print(json.dumps(rows[-1]), flush=True)
-    meta = {"date": datetime.date.today().isoformat(), "threads": threads, "peak_gflops": peak,
+    meta = {**run_meta("proxy_throughput", threads=threads), "threads": threads, "peak_gflops": peak,
             "batch_size": batch_size, "steps": args.steps,
-            "command": shlex.join(["python", "benchmarks/proxy_throughput.py", *sys.argv[1:]]),
-            "machine": device_fingerprint("torch-cpu", threads)}
+}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "proxy_throughput.json").write_text(json.dumps({"meta": meta, "presets": rows}, indent=2) + "\n")
     write_markdown(meta, rows)

@@ -18,21 +18,22 @@ the figures are an upper bound for a two-stage score with this rung.
 Latency: full-size folded towers, 1 thread, pinned, drift-corrected against MobileCLIP-S0
 (`archsearch latency --anchor`), measured once and kept in results/proxy_two_stage.json.
 
-    python benchmarks/proxy_two_stage.py
+    python -m benchmarks.proxy_two_stage
 
 Results: results/proxy_two_stage.{json,md}.
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import math
 import random
 import statistics
 
-import proxy_fidelity
-from findings_common import RESULTS, meta
+from benchmarks import proxy_fidelity
+from benchmarks.common import RESULTS, run_meta
 
 from archsearch.environment import available_cpus
 from archsearch.latency.measure import measure_latency
@@ -104,6 +105,7 @@ def random_recoveries(n: int, k: int, truth, latency, true_front, latency_ref) -
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help only
     fidelity = json.loads((RESULTS / "proxy_fidelity.json").read_text())
     rows = {r["arch"]: r for r in fidelity["table"] if r["reference"] and r["reference"][0] is not None}
     specs = {name: spec for name, _, spec in proxy_fidelity.architectures(14, 0, 2) if name in rows}
@@ -145,7 +147,7 @@ def main() -> None:
                 "promoted": [names[i] for i in chosen], "hv_share": hv, "front_recall": recall,
                 "p_vs_random": sum(c[0] >= hv - 1e-12 for c in chance) / len(chance)}
         by_k.append(entry)
-    record = {"meta": meta("proxy_two_stage.py", None, anchor=ANCHOR), "architectures": names,
+    record = {"meta": run_meta("proxy_two_stage", recipe=None, anchor=ANCHOR), "architectures": names,
               "latency_ms": latency_ms, "reference_top1": dict(zip(names, truth)),
               "true_front": [names[i] for i in sorted(true_front, key=lambda i: latency[i])],
               "short_median_seconds": short_s, "reference_median_seconds": reference_s,

@@ -4,7 +4,7 @@ Teachers are named by reference (`--teachers`, as `archsearch reinforce` takes t
 (`--teacher-presets`: the preset's CLIP, randomly initialised and saved as an archsearch teacher,
 which costs exactly what the trained one costs). One warm-up batch is built and discarded first.
 
-    python benchmarks/reinforce_throughput.py [--data embedded?n=512] [--teacher-presets mobileclip_s0 ...]
+    python -m benchmarks.reinforce_throughput [--data embedded?n=512] [--teacher-presets mobileclip_s0 ...]
         [--teachers REF ...] [--augmentations 10] [--synthetic-captions 5] [--batch-size 32]
         [--threads 2] [--device cpu]
 
@@ -14,10 +14,7 @@ Writes benchmarks/results/reinforce_throughput.json (or --out).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import shlex
-import sys
 import tempfile
 from pathlib import Path
 
@@ -27,11 +24,11 @@ from archsearch.data.captioners import load_captioner
 from archsearch.data.readers import open_source
 from archsearch.data.reinforce import reinforce
 from archsearch.data.teachers import load_teacher, save_teacher
-from archsearch.environment import device_fingerprint
 from archsearch.models.clip import build_clip
 from archsearch.spec import get_preset, preset_names
 
-RESULTS = Path(__file__).parent / "results"
+from benchmarks.common import RESULTS, run_meta
+
 
 
 def preset_teacher(name: str, directory: Path) -> str:
@@ -81,9 +78,8 @@ def main() -> None:
             "texts_per_second": n * (1 + args.synthetic_captions) / text,
         })
     result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join(["python", "benchmarks/reinforce_throughput.py", *sys.argv[1:]]),
-        "machine": device_fingerprint("torch-cuda" if args.device.startswith("cuda") else "torch-cpu", args.threads),
+        **run_meta("reinforce_throughput", threads=args.threads,
+                   device="torch-cuda" if args.device.startswith("cuda") else "torch-cpu"),
         "settings": {"data": args.data, "samples": n, "augmentations": args.augmentations,
                      "synthetic_captions": args.synthetic_captions, "batch_size": args.batch_size,
                      "captioner": captioner.id, "device": args.device, "threads": args.threads},

@@ -1,13 +1,13 @@
 """Two finished sweeps on real proxies, side by side: hypervolume by trial count, and how well
 `ehvi`'s accuracy model predicted the proxies it chose.
 
-`search_efficiency.py` compares samplers on a cheap accuracy stand-in over many seeds. This
+`benchmarks.search_efficiency` compares samplers on a cheap accuracy stand-in over many seeds. This
 reads real `archsearch sweep` studies (trained proxies, measured latency) instead, so it checks
 whether the stand-in's verdict survives real scores, at the few seeds a 2-core machine affords:
 
     archsearch sweep --study real-ehvi --trials 24
     archsearch sweep --study real-random --sampler random --trials 24
-    python benchmarks/sweep_compare.py runs/real-ehvi runs/real-random --ref-latency-ms 800 \\
+    python -m benchmarks.sweep_compare runs/real-ehvi runs/real-random --ref-latency-ms 800 \\
         --out benchmarks/results/sweep_real_ehvi_vs_random
 
 For every trial `ehvi` screened, its record (user attribute `screening`) holds the predicted
@@ -21,7 +21,6 @@ import datetime
 import json
 import platform
 import statistics
-import sys
 from pathlib import Path
 
 from optuna.trial import TrialState
@@ -33,8 +32,8 @@ from archsearch.analysis.open_study import open_run_dir
 from archsearch.environment import cpu_model
 from archsearch.search.ehvi import SCREENING_ATTR
 
-sys.path.insert(0, str(Path(__file__).parent))
-from md_table import cell  # noqa: E402
+from benchmarks.common import cell, command
+
 
 
 def hv_by_trials(trials, reference: ReferencePoint, counts: list[int]) -> dict[int, float]:
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 "hv": hv_by_trials(trials, reference, args.counts),
                                 "screened": screened_predictions(trials)}
     result = {"date": datetime.date.today().isoformat(), "machine": f"{cpu_model()}, {platform.machine()}",
-              "command": "python benchmarks/sweep_compare.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "command": command("sweep_compare", argv),
               "reference": reference.to_dict(), "studies": studies}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

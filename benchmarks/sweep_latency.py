@@ -11,7 +11,7 @@ a slow phase of the host lands on every model alike. The figures compared:
 - each preset's recorded ms between the two sweeps (what the plots show);
 - the front's members and order by recorded and by quiet latency.
 
-    python benchmarks/sweep_latency.py [--sweeps 2] [--passes 3] [--args "--latency-anchor none"]
+    python -m benchmarks.sweep_latency [--sweeps 2] [--passes 3] [--args "--latency-anchor none"]
 
 Results: results/sweep_latency.{json,md} (one file per --out; the runs stay in the clones).
 """
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from findings_common import RESULTS, meta
+from benchmarks.common import RESULTS, run_meta
 
 from archsearch.environment import available_cpus
 from archsearch.pareto import front_indices
@@ -142,8 +142,7 @@ def main() -> None:
                            "front_quiet": [trials[i]["trial"] for i in quiet_front]})
             print(json.dumps({"sweep": k, "minutes": round(seconds / 60, 1),
                               "front_agrees": recorded_front == quiet_front}), flush=True)
-    record = summarise(sweeps, meta("sweep_latency.py", None, commit=commit, pinned_cpu=cpu, passes=args.passes,
-                                    sweep_args=args.args))
+    record = summarise(sweeps, run_meta("sweep_latency", recipe=None, commit=commit, pinned_cpu=cpu, passes=args.passes, sweep_args=args.args))
     write(record, args.out)
 
 

@@ -230,7 +230,7 @@ def test_only_infeasible_trials_is_refused(tmp_path):
 
 def test_fidelity_file_errors_name_the_file_and_the_producer(tmp_path):
     with pytest.raises(UserError, match=r"no proxy-fidelity results there; produce them with "
-                                        r"`python benchmarks/proxy_scores.py fidelity`"):
+                                        r"`python -m benchmarks.proxy_scores fidelity`"):
         load_fidelity(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"summary": {"architectures": ["a", "b"]}}))  # the first protocol's format

@@ -3,10 +3,7 @@ of their results (archsearch.analysis.findings); nothing here trains or times a 
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,23 +12,22 @@ from archsearch.proxy.recipe import load_recipe
 from archsearch.proxy.scale import scale_down
 from archsearch.spec import get_preset
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))  # the scripts import their shared module as a sibling
-common = importlib.import_module("findings_common")
-reinforcement = importlib.import_module("finding_reinforcement")
-mlp_ratio = importlib.import_module("finding_mlp_ratio")
-latency_order = importlib.import_module("finding_latency_order")
+from benchmarks import finding_latency_order as latency_order
+from benchmarks import finding_mlp_ratio as mlp_ratio
+from benchmarks import finding_reinforcement as reinforcement
+from benchmarks import findings_common as common
+from benchmarks import runlog
 
 
 def test_recipe_variants_keep_the_recipe_at_its_own_values_and_rename_otherwise():
     recipe = load_recipe("cpu-tiny")
-    assert common.with_steps(recipe, recipe.train.steps) is recipe
-    assert common.with_seed(recipe, recipe.seed) is recipe
-    longer = common.with_steps(recipe, 320)
+    assert runlog.with_steps(recipe, recipe.train.steps) is recipe
+    assert runlog.with_seed(recipe, recipe.seed) is recipe
+    longer = runlog.with_steps(recipe, 320)
     assert (longer.name, longer.train.steps, longer.train.warmup_steps) == ("cpu-tiny-320steps", 320, 40)
-    reseeded = common.with_seed(recipe, 2)
+    reseeded = runlog.with_seed(recipe, 2)
     assert (reseeded.name, reseeded.train.seed, reseeded.seed) == ("cpu-tiny-seed2", 2, recipe.seed)
-    deep_text = common.with_scale(recipe, "textdepth1", text_depth_mult=1.0)
+    deep_text = runlog.with_scale(recipe, "textdepth1", text_depth_mult=1.0)
     assert deep_text.scale.text_depth_mult == 1.0 and deep_text.scale.width_mult == recipe.scale.width_mult
 
 
@@ -74,7 +70,7 @@ def test_load_findings_names_the_missing_results_and_the_scripts(tmp_path):
     with pytest.raises(UserError) as err:
         load_findings(tmp_path)
     message = str(err.value)
-    assert "reinforcement" in message and "python benchmarks/finding_reinforcement.py" in message
+    assert "reinforcement" in message and "python -m benchmarks.finding_reinforcement" in message
     assert "finding_mlp_ratio.py" not in message
 
 

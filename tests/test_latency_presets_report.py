@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-presets = importlib.import_module("latency_presets")
+from benchmarks import latency_presets as presets
 
 
 def test_a_preset_over_the_cv_target_names_its_worst_repeat():

@@ -4,10 +4,7 @@ keyed by device fingerprint, and predict measures missing units or says it would
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -286,13 +283,9 @@ def test_cold_timing_runs_distinct_copies_holding_twice_the_cache():
 
 
 def _benchmark():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "latency_predictor.py"
-    if str(path.parent) not in sys.path:  # its sibling imports (md_table), as when run as a script
-        sys.path.insert(0, str(path.parent))
-    module_spec = importlib.util.spec_from_file_location("latency_predictor", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    from benchmarks import latency_predictor
+
+    return latency_predictor
 
 
 def test_benchmark_statistics():

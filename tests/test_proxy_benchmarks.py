@@ -1,19 +1,17 @@
-"""The proxy benchmarks' own logic (benchmarks/proxy_scores.py, proxy_fidelity.py, proxy_levers.py,
-proxy_throughput.py); nothing here trains or times a model."""
+"""The proxy benchmarks' own logic (benchmarks.proxy_scores, proxy_fidelity, proxy_levers, runlog,
+proxy_throughput); nothing here trains or times a model."""
 
 from __future__ import annotations
 
 import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-scores = importlib.import_module("proxy_scores")
-throughput = importlib.import_module("proxy_throughput")
-protocol = importlib.import_module("proxy_fidelity")
+from benchmarks import proxy_fidelity as protocol
+from benchmarks import proxy_scores as scores
+from benchmarks import proxy_throughput as throughput
+from benchmarks import runlog
 
 
 @pytest.mark.parametrize("op, group", [
@@ -30,7 +28,7 @@ def test_proxy_levers_are_validated_recipes_and_their_screen_figures_follow_the_
     from archsearch.analysis.ranking import PUBLISHED_PRESETS
     from archsearch.proxy.recipe import load_recipe
 
-    levers = importlib.import_module("proxy_levers")
+    levers = importlib.import_module("benchmarks.proxy_levers")
     base = load_recipe("cpu-tiny")
     assert levers.with_overrides(base, "default") == base
     varied = levers.with_overrides(base, "ls0.1-r32-s240")
@@ -87,7 +85,7 @@ def test_reference_recipe_must_be_ten_times_longer_with_the_same_loss_and_no_sma
         protocol.check_reference(short, reference.model_copy(
             update={"train": reference.train.model_copy(update={"steps": 400})}))
     with pytest.raises(ValueError, match=r"loss .*differs"):
-        protocol.check_reference(short, scores.plain(reference))
+        protocol.check_reference(short, runlog.plain(reference))
     with pytest.raises(ValueError, match=r"scale.resolution 32 < the short recipe's 64"):
         protocol.check_reference(short, reference.model_copy(
             update={"scale": reference.scale.model_copy(update={"resolution": 32})}))
@@ -155,7 +153,7 @@ def test_protocol_report_names_every_architecture_and_the_partial_reference(tmp_
     summary["score_screen"] = protocol.score_screen(names, {"zeroshot_top1": short}, reference, costs)
     tiny, small = scores.load_recipe("cpu-tiny"), scores.load_recipe("cpu-small")
     machine = {"cpu": "test cpu", "threads": 1, "libraries": {"torch": "2.14.1"}}
-    record = {"meta": {"date": "2026-12-06", "command": "python benchmarks/proxy_scores.py fidelity",
+    record = {"meta": {"date": "2026-12-06", "command": "python -m benchmarks.proxy_scores fidelity",
                        "machine": machine}, **summary, "recipe": tiny.to_dict(), "reference_recipe": small.to_dict(),
               "teachers_top1": [86.8, 94.4], "targets": protocol.targets(summary, 95.0),
               "draws": [{"name": "d1", "layout": "vit"}, {"name": "d2", "layout": "vit"}]}
@@ -184,7 +182,7 @@ def test_score_screen_sets_every_short_score_and_the_baselines_against_the_refer
 
 
 def test_two_stage_promotes_whole_non_dominated_layers_and_scores_recovery_against_the_true_front():
-    two_stage = importlib.import_module("proxy_two_stage")
+    two_stage = importlib.import_module("benchmarks.proxy_two_stage")
     score = [10.0, 20.0, 30.0, 15.0, 5.0]
     latency = [1.0, 2.0, 3.0, 2.5, 0.5]
     # front: 4 (5 @0.5), 0 (10 @1), 1 (20 @2), 2 (30 @3); 3 is dominated by 1

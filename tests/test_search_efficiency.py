@@ -1,56 +1,50 @@
-"""The pure functions of benchmarks/search_efficiency.py: hypervolume, trials-to-target, the summary,
+"""The pure functions of benchmarks/search_efficiency/: hypervolume, trials-to-target, the summary,
 sampler arguments and the accuracy stand-in (no model is built, nothing is measured)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
 from archsearch.spec.presets import get_preset
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "search_efficiency.py"
-_SPEC = importlib.util.spec_from_file_location("search_efficiency", _PATH)
-se = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(se)
+from benchmarks.search_efficiency import report, runner, standin
 
 COST = {"image_params": 20e6, "text_params": 40e6, "image_gmacs": 5.0, "text_gmacs": 1.5}
 
 
 def test_hypervolume_single_point_is_its_box():
     # acc 70% on (-acc/100) against -0.4: 0.3 wide; 10 of 40 GMACs: 0.75 high
-    assert se.hypervolume([(70.0, 10.0)], acc_ref=40.0, latency_ref=40.0) == pytest.approx(0.3 * 0.75)
+    assert runner.hypervolume([(70.0, 10.0)], acc_ref=40.0, latency_ref=40.0) == pytest.approx(0.3 * 0.75)
 
 
 def test_hypervolume_two_points_and_dominated_and_outside():
     a, b = (60.0, 4.0), (80.0, 20.0)
     union = 0.2 * 0.9 + 0.4 * 0.5 - 0.2 * 0.5
-    assert se.hypervolume([a, b]) == pytest.approx(union)
-    assert se.hypervolume([a, b, (55.0, 30.0)]) == pytest.approx(union)  # dominated: adds nothing
-    assert se.hypervolume([a, b, (30.0, 1.0), (90.0, 50.0)]) == pytest.approx(union)  # outside the box
-    assert se.hypervolume([]) == 0.0
+    assert runner.hypervolume([a, b]) == pytest.approx(union)
+    assert runner.hypervolume([a, b, (55.0, 30.0)]) == pytest.approx(union)  # dominated: adds nothing
+    assert runner.hypervolume([a, b, (30.0, 1.0), (90.0, 50.0)]) == pytest.approx(union)  # outside the box
+    assert runner.hypervolume([]) == 0.0
 
 
 def test_hypervolume_curve_carries_over_pruned_trials():
-    curve = se.hypervolume_curve([None, (60.0, 4.0), None, (80.0, 20.0), (50.0, 30.0)])
+    curve = runner.hypervolume_curve([None, (60.0, 4.0), None, (80.0, 20.0), (50.0, 30.0)])
     assert curve[0] == 0.0
     assert curve[1] == curve[2] == pytest.approx(0.2 * 0.9)
-    assert curve[3] == curve[4] == pytest.approx(se.hypervolume([(60.0, 4.0), (80.0, 20.0)]))
+    assert curve[3] == curve[4] == pytest.approx(runner.hypervolume([(60.0, 4.0), (80.0, 20.0)]))
     assert all(x <= y for x, y in zip(curve, curve[1:]))
 
 
 def test_trials_to_reach():
-    assert se.trials_to_reach([0.1, 0.2, 0.3], 0.2) == 2
-    assert se.trials_to_reach([0.1, 0.2, 0.3], 0.31) is None
-    assert se.trials_to_reach([0.5], 0.1) == 1
+    assert report.trials_to_reach([0.1, 0.2, 0.3], 0.2) == 2
+    assert report.trials_to_reach([0.1, 0.2, 0.3], 0.31) is None
+    assert report.trials_to_reach([0.5], 0.1) == 1
 
 
 def test_summarise_target_and_censoring():
     runs = {"random": [[0.1, 0.2, 0.4], [0.1, 0.3, 0.6]],   # target = mean final = 0.5
             "tpe": [[0.2, 0.5, 0.7], [0.1, 0.2, 0.3]]}
-    s = se.summarise(runs, checkpoints=(1, 3, 10))
+    s = report.summarise(runs, checkpoints=(1, 3, 10))
     assert s["budget"] == 3 and s["target_hv"] == pytest.approx(0.5)
     assert set(s["samplers"]["tpe"]["hv"]) == {"1", "3"}
     assert s["samplers"]["tpe"]["hv"]["3"]["mean"] == pytest.approx(0.5)
@@ -63,29 +57,29 @@ def test_summarise_target_and_censoring():
 
 def test_verdict_wording():
     runs = {"random": [[0.1, 0.2, 0.4]], "ehvi": [[0.5, 0.5, 0.5]], "tpe": [[0.1, 0.1, 0.1]]}
-    s = se.summarise(runs)
-    assert se.verdict(s).startswith("Default (ehvi): meets the target")
-    assert se.verdict(s, default="tpe").startswith("Default (tpe): does not meet the target")
+    s = report.summarise(runs)
+    assert report.verdict(s).startswith("Default (ehvi): meets the target")
+    assert report.verdict(s, default="tpe").startswith("Default (tpe): does not meet the target")
 
 
 def test_parse_sampler():
-    assert se.parse_sampler("tpe") == ("tpe", {})
-    assert se.parse_sampler("nsga2:population_size=20,crossover_prob=0.8") == (
+    assert runner.parse_sampler("tpe") == ("tpe", {})
+    assert runner.parse_sampler("nsga2:population_size=20,crossover_prob=0.8") == (
         "nsga2", {"population_size": 20, "crossover_prob": 0.8})
-    assert se.parse_sampler("tpe:multivariate=false") == ("tpe", {"multivariate": False})
+    assert runner.parse_sampler("tpe:multivariate=false") == ("tpe", {"multivariate": False})
     with pytest.raises(ValueError):
-        se.parse_sampler("tpe:oops")
+        runner.parse_sampler("tpe:oops")
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_build_sampler_goes_through_make_sampler():
     import optuna
 
-    sampler, as_sweep = se.build_sampler("tpe", 0)
+    sampler, as_sweep = runner.build_sampler("tpe", 0)
     assert isinstance(sampler, optuna.samplers.TPESampler) and as_sweep
-    sampler, as_sweep = se.build_sampler("tpe:n_startup_trials=5", 0)
+    sampler, as_sweep = runner.build_sampler("tpe:n_startup_trials=5", 0)
     assert isinstance(sampler, optuna.samplers.TPESampler) and not as_sweep
-    sampler, as_sweep = se.build_sampler("nsga2:population_size=20", 0)
+    sampler, as_sweep = runner.build_sampler("nsga2:population_size=20", 0)
     assert isinstance(sampler, optuna.samplers.NSGAIISampler) and not as_sweep
 
     from archsearch.search.ehvi import KnownLatencySampler
@@ -94,15 +88,15 @@ def test_build_sampler_goes_through_make_sampler():
     def towers(spec, measure_missing):
         return 1.0, 1.0
 
-    sampler, as_sweep = se.build_sampler("ehvi", 0, load_space("hybrid"), towers)
+    sampler, as_sweep = runner.build_sampler("ehvi", 0, load_space("hybrid"), towers)
     assert isinstance(sampler, KnownLatencySampler) and sampler.latency_of is towers and as_sweep
-    sampler, as_sweep = se.build_sampler("ehvi:n_random=64", 0, load_space("hybrid"), towers)
+    sampler, as_sweep = runner.build_sampler("ehvi:n_random=64", 0, load_space("hybrid"), towers)
     assert sampler.n_random == 64 and not as_sweep
 
 
 def test_spec_noise_is_fixed_and_standard():
-    assert se.spec_noise("abc") == se.spec_noise("abc")
-    draws = [se.spec_noise(f"{i:012x}") for i in range(2000)]
+    assert standin.spec_noise("abc") == standin.spec_noise("abc")
+    draws = [standin.spec_noise(f"{i:012x}") for i in range(2000)]
     mean = sum(draws) / len(draws)
     sd = math.sqrt(sum((d - mean) ** 2 for d in draws) / len(draws))
     assert abs(mean) < 0.1 and 0.9 < sd < 1.1
@@ -110,20 +104,20 @@ def test_spec_noise_is_fixed_and_standard():
 
 def test_accuracy_stand_in_is_deterministic_and_saturating():
     spec = get_preset("mobileclip_s0")
-    acc = se.accuracy_stand_in(spec, COST, "fixed")
-    assert acc == se.accuracy_stand_in(spec, COST, "fixed")
+    acc = standin.accuracy_stand_in(spec, COST, "fixed")
+    assert acc == standin.accuracy_stand_in(spec, COST, "fixed")
     assert 0.0 <= acc <= 100.0
-    bigger = [se.accuracy_stand_in(spec, {**COST, "image_gmacs": g, "image_params": g * 4e6}, "fixed")
+    bigger = [standin.accuracy_stand_in(spec, {**COST, "image_gmacs": g, "image_params": g * 4e6}, "fixed")
               for g in (1, 2, 4, 8, 16, 32, 64, 128)]
     steps = [b - a for a, b in zip(bigger, bigger[1:])]
     assert all(s > 0 for s in steps)          # more capacity, more accuracy
     assert steps[-1] < steps[len(steps) // 2]  # ... with diminishing returns
-    huge = se.accuracy_stand_in(spec, {**COST, "image_gmacs": 1e6, "image_params": 1e12, "text_params": 1e12}, "x")
-    assert huge <= se.ACC_FLOOR + se.ACC_SPAN + se.HYBRID_BONUS + 5 * se.NOISE_SD + 5
+    huge = standin.accuracy_stand_in(spec, {**COST, "image_gmacs": 1e6, "image_params": 1e12, "text_params": 1e12}, "x")
+    assert huge <= standin.ACC_FLOOR + standin.ACC_SPAN + standin.HYBRID_BONUS + 5 * standin.NOISE_SD + 5
 
 
 def test_latency_stand_in():
-    assert se.latency_stand_in(COST) == pytest.approx(6.5)
+    assert standin.latency_stand_in(COST) == pytest.approx(6.5)
 
 
 def _run(sampler, seed, hv, presets=True):
@@ -132,22 +126,22 @@ def _run(sampler, seed, hv, presets=True):
 
 
 def test_variant_and_markdown(monkeypatch):
-    monkeypatch.setattr(se, "CHECKPOINTS", (1, 3))
+    monkeypatch.setattr(report, "CHECKPOINTS", (1, 3))
     runs = [_run("random", 0, [0.1, 0.2, 0.4]), _run("random", 1, [0.1, 0.3, 0.6]),
             _run("ehvi", 0, [0.1, 0.5, 0.7]), _run("ehvi", 1, [0.1, 0.6, 0.6]),
             _run("tpe:n_startup_trials=5", 0, [0.1, 0.1, 0.1]), _run("tpe:n_startup_trials=5", 1, [0.1, 0.1, 0.5])]
-    v = se.variant(runs[::-1], ["ehvi", "tpe:n_startup_trials=5", "random"], "random")
+    v = report.variant(runs[::-1], ["ehvi", "tpe:n_startup_trials=5", "random"], "random")
     assert [(r["sampler"], r["seed"]) for r in v["runs"]][:2] == [("ehvi", 0), ("ehvi", 1)]
     assert v["as_sweep"] == {"ehvi": True, "tpe:n_startup_trials=5": False, "random": True}
     assert v["verdict"].startswith("Default (ehvi): meets the target: mean 2.0 trials")
     meta = {"space": "hybrid", "seeds": [0, 1], "trials": 3, "presets": ["mobileclip_s0"], "fingerprint": {"id": "x"},
-            "date": "today", "optuna": "5", "torch": "2", "command": "python benchmarks/search_efficiency.py",
+            "date": "today", "optuna": "5", "torch": "2", "command": "python -m benchmarks.search_efficiency",
             "wall_seconds": 1.0, "jobs": 1, "measure_seconds": 0.0, "measured": 0, "cached_at_start": 3,
             "cache": "runs/c.jsonl", "distinct_architectures": 3, "mean_cost_seconds": 2.0, "cold_measure_seconds": 6,
             "notes": ["a note"]}
     preset = {"preset": "mobileclip_s0", "acc": 58.0, "gmacs": 3.7, "params_m": 54.0, "layout": "R2 | text A x512"}
-    text = se.to_markdown({"meta": meta, **v, "preset_values": [preset],
-                           "no_presets": se.variant([_run("random", 0, [0.2, 0.3, 0.3], False)], ["random"], "random")})
+    no_presets = report.variant([_run("random", 0, [0.2, 0.3, 0.3], False)], ["random"], "random")
+    text = report.to_markdown({"meta": meta, **v, "preset_values": [preset], "no_presets": no_presets})
     assert "| ehvi | 0.1000 ± 0.0000 | 0.6500 ± 0.0707 | 2.0 (2, 2) | 2/2 | 2 |" in text
     assert "tpe:n_startup_trials=5 (not make_sampler default)" in text and "≥ 3.5 (>3, 3)" in text
     assert "R2 / text A x512" in text and "## Hypervolume: no presets" in text and "- a note" in text
@@ -155,15 +149,15 @@ def test_variant_and_markdown(monkeypatch):
 
 def test_pareto_front():
     points = [(60.0, 4.0), (55.0, 5.0), (70.0, 10.0), (60.0, 4.0), (70.0, 9.0), (50.0, 1.0)]
-    assert se.pareto_front(points) == [5, 0, 4]  # by GMACs; the duplicate and the dominated left out
-    assert se.pareto_front([]) == []
+    assert runner.pareto_front(points) == [5, 0, 4]  # by GMACs; the duplicate and the dominated left out
+    assert runner.pareto_front([]) == []
 
 
 def test_compact_json_round_trips():
     import json
 
     obj = {"a": [1, 2.5, None], "b": [["x", 1.0, 2.0], None], "c": {"d": 1, "e": [{"f": [1, 2]}]}}
-    text = se.compact_json(obj)
+    text = report.compact_json(obj)
     assert json.loads(text) == obj
     assert '"a": [1, 2.5, null]' in text and '"b": [["x", 1.0, 2.0], null]' in text
 
@@ -182,7 +176,8 @@ def test_predictor_mode_scores_latency_with_this_machines_table(tmp_path):
     space.write_text(TINY_SPACE)
     table = build_table(*table_architectures(space, 1, seed=0, include_presets=False), threads=1, cache_dir=tmp_path,
                         protocol=QUICK)
-    run = se.run_study("random", 3, 4, str(space), False, str(tmp_path / "costs.jsonl"), 0, "predictor", str(tmp_path))
+    run = runner.run_study("random", 3, 4, str(space), False, str(tmp_path / "costs.jsonl"), 0, "predictor",
+                           str(tmp_path))
     assert run["pruned"] == 0 and len(run["trials"]) == 4
     grown = LatencyTable.load(table.path)
     assert run["units_measured"] == len(grown.units) - len(table.units)
@@ -194,5 +189,5 @@ def test_predictor_mode_scores_latency_with_this_machines_table(tmp_path):
         spec = tiny.sample(trial)  # the same seed draws the same architectures the study scored
         study.tell(trial, (0.0, 0.0))
         assert latency == pytest.approx(grown.predict(spec, measure_missing=False)["total_ms"], abs=1e-4)
-    assert run["hv"][-1] == pytest.approx(se.hypervolume(
-        [(acc, ms) for _, acc, ms in run["trials"]], latency_ref=se.LATENCY_MODES["predictor"][0]))
+    assert run["hv"][-1] == pytest.approx(runner.hypervolume(
+        [(acc, ms) for _, acc, ms in run["trials"]], latency_ref=standin.LATENCY_MODES["predictor"][0]))

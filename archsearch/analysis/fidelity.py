@@ -1,4 +1,4 @@
-"""The proxy-fidelity protocol's results, read and checked (`benchmarks/proxy_scores.py fidelity`).
+"""The proxy-fidelity protocol's results, read and checked (`python -m benchmarks.proxy_scores fidelity`).
 
 The protocol scores 20 architectures of spaces/hybrid.yaml with the short proxy at student seeds 0
 and 1 and with a >= 10x reference at seeds 0 and 1, and records Kendall's tau between the rankings.
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from archsearch.errors import UserError
 
 DEFAULT_PATH = Path("benchmarks/results/proxy_fidelity.json")
-PRODUCER = "python benchmarks/proxy_scores.py fidelity"
+PRODUCER = "python -m benchmarks.proxy_scores fidelity"
 
 
 class FidelityRow(BaseModel):

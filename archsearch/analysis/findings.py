@@ -19,12 +19,12 @@ from archsearch.analysis.plots import new_figure
 from archsearch.errors import UserError
 
 DEFAULT_DIR = Path("benchmarks/results")
-FINDINGS = {  # key -> the script that writes it
-    "reinforcement": "finding_reinforcement.py",
-    "mlp_ratio": "finding_mlp_ratio.py",
-    "text_encoder": "finding_text_encoder.py",
-    "vitamin_hybrid": "finding_vitamin_hybrid.py",
-    "latency_order": "finding_latency_order.py",
+FINDINGS = {  # key -> the benchmark module that writes it
+    "reinforcement": "finding_reinforcement",
+    "mlp_ratio": "finding_mlp_ratio",
+    "text_encoder": "finding_text_encoder",
+    "vitamin_hybrid": "finding_vitamin_hybrid",
+    "latency_order": "finding_latency_order",
 }
 
 
@@ -46,7 +46,7 @@ def load_findings(directory: str | Path = DEFAULT_DIR) -> list[Finding]:
     missing = [key for key in FINDINGS if not (directory / f"finding_{key}.json").is_file()]
     if missing:
         raise UserError(f"{directory}: no results for {', '.join(missing)}; make them with "
-                        + "; ".join(f"python benchmarks/{FINDINGS[k]}" for k in missing))
+                        + "; ".join(f"python -m benchmarks.{FINDINGS[k]}" for k in missing))
     findings = []
     for key in FINDINGS:
         data = json.loads((directory / f"finding_{key}.json").read_text())

@@ -23,12 +23,15 @@ class ZeroShotCurve(L.Callback):
             raise ValueError(f"ZeroShotCurve: every must be >= 1, got {every}")
         self.tasks, self.every, self.path, self.batch_size = tasks, every, Path(path), batch_size
         self.started = time.perf_counter()
+        self.eval_seconds = 0.0  # time spent evaluating, so a caller can report training time alone
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
         if step % self.every or step == 0:
             return
+        began = time.perf_counter()
         metrics = evaluate(pl_module.model, *self.tasks, batch_size=self.batch_size)
+        self.eval_seconds += time.perf_counter() - began
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as handle:
             handle.write(json.dumps({"step": step, "seconds": round(time.perf_counter() - self.started, 1),

@@ -2,9 +2,9 @@
 
 `ehvi` (`archsearch.search.ehvi`) is the default: it is the only one that uses that a trial's
 latency is known before it trains. How it compares with random search, TPE, NSGA-II and GP on
-the hybrid space is measured by `benchmarks/search_efficiency.py` (a stand-in accuracy, many
-seeds; `benchmarks/results/search_efficiency*.md`) and on real proxies by
-`benchmarks/sweep_compare.py` (`benchmarks/results/sweep_real_ehvi_vs_random.md`); the figures
+the hybrid space is measured by `python -m benchmarks.search_efficiency` (a stand-in accuracy,
+many seeds; `benchmarks/results/search_efficiency*.md`) and on real proxies by
+`python -m benchmarks.sweep_compare` (`benchmarks/results/sweep_real_ehvi_vs_random.md`); the figures
 live there, not here, so that they cannot go stale. `TPE_STARTUP` and `EHVI_STARTUP` were chosen
 on the same benchmark.
 """
