@@ -145,6 +145,8 @@ def test_protocol_with_a_partial_reference_reports_its_n_and_leaves_the_target_o
 
 
 def test_protocol_report_names_every_architecture_and_the_partial_reference(tmp_path):
+    from scipy.stats import kendalltau
+
     from archsearch.analysis.fidelity import load_fidelity
 
     names, kinds, costs, short, reference, extra, loss = _protocol_inputs(reference_missing=3)
@@ -157,12 +159,34 @@ def test_protocol_report_names_every_architecture_and_the_partial_reference(tmp_
                        "machine": machine}, **summary, "recipe": tiny.to_dict(), "reference_recipe": small.to_dict(),
               "teachers_top1": [86.8, 94.4], "targets": protocol.targets(summary, 95.0),
               "draws": [{"name": "d1", "layout": "vit"}, {"name": "d2", "layout": "vit"}]}
+    # the figures the report is rendered from: 5 of 8 have a reference at both seeds (and at seed 0)
+    complete = names[:5]
+    assert record["reference_complete"] == 5 and record["reference_seed0_complete"] == 5
+    assert len(record["architectures"]) == 8
+    expected_tau = kendalltau([short[n][0] for n in complete], [sum(reference[n]) / 2 for n in complete]).statistic
+    assert record["tau_short_reference"] == pytest.approx(expected_tau) == pytest.approx(1.0)
+    assert record["tau_short_reference_seed0"] == pytest.approx(
+        kendalltau([short[n][0] for n in complete], [reference[n][0] for n in complete]).statistic)
+    median = record["targets"]["median_trial_seconds"]
+    assert median["value"] == 95.0 and median["met"] is False  # over the 90 s target
+    assert record["targets"]["tau_short_reference"]["met"] is None  # partial reference: left open
+    assert [row["arch"] for row in record["table"] if row["reference_mean"] is None] == names[5:]
+
+    # the report shows them: a row per architecture and per target, the value in its row, the partial n
     lines = protocol.report(record, workers=2)
     text = "\n".join(lines)
     assert all(f"| {n} |" in text for n in names)
-    assert "tau(short seed 0, reference mean), n = 5 of 8: 1.00" in text
-    assert "| median_trial_seconds | <= 90 (1 thread) | 95.0 | no |" in text
-    assert "The reference has run at both seeds for 5 of 8 architectures and at seed 0 for 5" in text
+
+    def row(first_cell):
+        found = [line for line in lines if line.startswith(f"| {first_cell} |")]
+        assert len(found) == 1, (first_cell, found)
+        return found[0]
+
+    assert all(row(name) for name in record["targets"])
+    median_row = row("median_trial_seconds")
+    assert "95" in median_row and "no" in [cell.strip() for cell in median_row.split("|")]  # value, not met
+    assert any("reference mean" in line and f"{expected_tau:.2f}" in line and "5 of 8" in line for line in lines)
+    assert any("5 of 8" in line for line in lines[lines.index("## Targets"):])  # the partial reference is said
     # the analysis room reads the same record (what the notebook plots)
     path = tmp_path / "proxy_fidelity.json"
     path.write_text(json.dumps(record))

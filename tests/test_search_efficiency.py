@@ -4,6 +4,7 @@ sampler arguments and the accuracy stand-in (no model is built, nothing is measu
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 
@@ -141,10 +142,39 @@ def test_variant_and_markdown(monkeypatch):
             "notes": ["a note"]}
     preset = {"preset": "mobileclip_s0", "acc": 58.0, "gmacs": 3.7, "params_m": 54.0, "layout": "R2 | text A x512"}
     no_presets = report.variant([_run("random", 0, [0.2, 0.3, 0.3], False)], ["random"], "random")
+    # the summary the table is rendered from; target: random's mean final HV, (0.4 + 0.6) / 2
+    s = v["summary"]
+    assert s["budget"] == 3 and s["reference"] == "random" and s["target_hv"] == pytest.approx(0.5)
+    ehvi, tpe = s["samplers"]["ehvi"], s["samplers"]["tpe:n_startup_trials=5"]
+    assert ehvi["hv"]["1"] == pytest.approx({"mean": 0.1, "std": 0.0})
+    assert ehvi["hv"]["3"] == pytest.approx({"mean": 0.65, "std": statistics.stdev([0.7, 0.6])})
+    assert ehvi["trials_to_target"] == [2, 2] and ehvi["seeds_reaching"] == 2 and ehvi["seeds"] == 2
+    assert ehvi["mean_trials_to_target"] == pytest.approx(2.0) and not ehvi["mean_trials_to_target_is_lower_bound"]
+    assert ehvi["mean_curve_trials_to_target"] == 2  # mean curve 0.1, 0.55, 0.65
+    assert tpe["trials_to_target"] == [None, 3] and tpe["seeds_reaching"] == 1
+    assert tpe["mean_trials_to_target"] == pytest.approx((4 + 3) / 2)  # seed 0 never reaches it: budget + 1
+    assert tpe["mean_trials_to_target_is_lower_bound"] and tpe["mean_curve_trials_to_target"] is None
+    assert s["samplers"]["random"]["trials_to_target"] == [None, 3]
+    alone = no_presets["summary"]  # one run: its own final HV is the target, reached at trial 2
+    assert alone["target_hv"] == pytest.approx(0.3) and alone["samplers"]["random"]["trials_to_target"] == [2]
+
+    # the report shows them: a row per sampler in each table, the figures in it, the notes and presets
     text = report.to_markdown({"meta": meta, **v, "preset_values": [preset], "no_presets": no_presets})
-    assert "| ehvi | 0.1000 ± 0.0000 | 0.6500 ± 0.0707 | 2.0 (2, 2) | 2/2 | 2 |" in text
-    assert "tpe:n_startup_trials=5 (not make_sampler default)" in text and "≥ 3.5 (>3, 3)" in text
-    assert "R2 / text A x512" in text and "## Hypervolume: no presets" in text and "- a note" in text
+    main, _, alone_part = text.partition("Hypervolume: no presets")
+    assert alone_part, "no section for the studies without presets"
+
+    def row(part, label):
+        found = [line for line in part.splitlines() if line.startswith(f"| {label}")]
+        assert found, label
+        return found[0]
+
+    ehvi_row, tpe_row = row(main, "ehvi"), row(main, "tpe:n_startup_trials=5")
+    assert all(f in ehvi_row for f in (f"{0.65:.4f}", f"{statistics.stdev([0.7, 0.6]):.4f}", "2/2"))
+    assert "not make_sampler default" in tpe_row and "not make_sampler default" not in ehvi_row
+    assert "≥ 3.5" in tpe_row and "≥" not in ehvi_row and "1/2" in tpe_row  # the lower bound is marked
+    assert row(main, "random") and row(alone_part, "random")
+    assert "58.0" in row(text, "mobileclip_s0") and "R2 / text A x512" in text  # '|' in a cell escaped
+    assert "a note" in text
 
 
 def test_pareto_front():

@@ -58,6 +58,14 @@ def test_the_report_names_each_study_and_escapes_layouts():
               "reference": reference.to_dict(),
               "studies": {"a": {"sampler": "ehvi", "seed": 0, "hv": sc.hv_by_trials(trials, reference, [2, 4, 6]),
                                 "screened": sc.screened_predictions(trials)}}}
+    # the figures: HV of the first 2 and 4 trials against (0 %, 400 ms), none at 6 (only 4 ran)
+    study = result["studies"]["a"]
+    assert study["hv"] == pytest.approx({2: 15 * 250 + 9 * 30, 4: 8 * 30 + 11 * 60 + 15 * 250})
+    assert [(r["trial"], r["z"]) for r in study["screened"]] == [(1, 1.5), (2, -0.5), (3, -2.0)]
+
     text = sc.report(result, [2, 4, 6])
-    assert "| a | ehvi | 0 |" in text and "| – |" in text  # no 6th trial
-    assert "what ehvi predicted for the 3 trials it chose" in text and r"A1 \| text A" in text
+    study_rows = [line for line in text.splitlines() if line.startswith("| a |")]
+    assert len(study_rows) == 1 and "ehvi" in study_rows[0]
+    assert "4020" in study_rows[0] and "4650" in study_rows[0] and "–" in study_rows[0]  # no 6th trial
+    # a row per screened trial, its layout's '|' escaped; trial 0 was not screened
+    assert all(rf"A{n} \| text A" in text for n in (1, 2, 3)) and "A0" not in text
