@@ -81,6 +81,11 @@ def fidelity(args: argparse.Namespace, recipe: Recipe, meta: dict) -> None:
     summary = protocol.summarise(
         names, kinds, costs, {n: per_seed(short_by, n, 0) for n in names}, {n: per_seed(ref_by, n, 1) for n in names},
         {n: per_seed(short_by, n, 0) for n in extra}, {n: per_seed(short_by, n, 0, "train_loss_tail") for n in names})
+    seed1 = seeds[protocol.SEEDS[1]][1].name
+    curves = {n: row["curve"] for n in names if (row := ref_by.get((n, seed1))) and row.get("curve")}
+    summary["curve_fidelity"] = protocol.curve_fidelity(
+        curves, {n: v[0] for n in names if (v := per_seed(ref_by, n, 1))[0] is not None},
+        {n: ref_by[(n, seed1)]["train_seconds"] / ref_by[(n, seed1)]["steps"] for n in curves})
     summary["score_screen"] = protocol.score_screen(
         names, {score: {n: [None if v is None else sign * v for v in per_seed(short_by, n, 0, score.removeprefix("neg_"))]
                         for n in names} for score, sign in protocol.SHORT_SCORES.items()},

@@ -123,8 +123,7 @@ def main() -> None:
         })
         print(json.dumps(rows[-1]), flush=True)
     meta = {**run_meta("proxy_throughput", threads=threads), "threads": threads, "peak_gflops": peak,
-            "batch_size": batch_size, "steps": args.steps,
-}
+            "batch_size": batch_size, "steps": args.steps}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "proxy_throughput.json").write_text(json.dumps({"meta": meta, "presets": rows}, indent=2) + "\n")
     write_markdown(meta, rows)

@@ -222,3 +222,20 @@ def test_two_stage_promotes_whole_non_dominated_layers_and_scores_recovery_again
     assert hv == pytest.approx(3 / 8) and recall == pytest.approx(1 / 3)
     chance = two_stage.random_recoveries(5, 1, truth, latency, front, 4.0)
     assert len(chance) == 5 and max(c[0] for c in chance) == pytest.approx(4 * 1.5 / 8)
+
+
+def test_curve_fidelity_ranks_each_step_of_one_seed_against_the_other_seeds_final_as_scipy_does():
+    from scipy.stats import kendalltau
+
+    curves = {n: [{"step": 80, "zeroshot_top1": early}, {"step": 160, "zeroshot_top1": late}]
+              for n, early, late in [("a", 5.0, 40.0), ("b", 9.0, 30.0), ("c", 7.0, 35.0), ("d", 8.0, 20.0)]}
+    other = {"a": 41.0, "b": 33.0, "c": 30.0, "d": 22.0, "e": 50.0}  # e has no curve: not counted
+    rows = protocol.curve_fidelity(curves, other, {n: 0.5 for n in curves})
+    assert [r["step"] for r in rows] == [80, 160] and all(r["n"] == 4 for r in rows)
+    names = ["a", "b", "c", "d"]
+    for row, k in zip(rows, (0, 1)):
+        mine = [curves[n][k]["zeroshot_top1"] for n in names]
+        assert row["tau_other_seed_final"] == pytest.approx(kendalltau(mine, [other[n] for n in names]).statistic)
+        assert row["tau_own_final"] == pytest.approx(kendalltau(mine, [curves[n][1]["zeroshot_top1"] for n in names]).statistic)
+    assert rows[0]["seconds"] == pytest.approx(40.0) and rows[1]["tau_own_final"] == pytest.approx(1.0)
+    assert protocol.curve_fidelity({"a": curves["a"]}, other, {"a": 0.5}) == []  # too few to rank
