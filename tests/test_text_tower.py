@@ -81,7 +81,6 @@ def test_causal_tower_ignores_tokens_after_end_of_text():
     with torch.no_grad():
         full = tower(tokens)
         torch.testing.assert_close(tower(altered), full)
-        torch.testing.assert_close(tower(tokens[:, :8]), full)  # shorter sequences slice the mask
         bidirectional = TextTower(small_spec(("attention",) * 2), embed_dim=32).eval()
         bidirectional.load_state_dict(tower.state_dict())
         assert not torch.allclose(bidirectional(altered), bidirectional(tokens))

@@ -1,16 +1,16 @@
-"""OpenCLIP-style text tower whose layers are open_clip transformer blocks or MobileCLIP
-Text-RepMixer blocks, in the order a `TextTowerSpec` gives.
+"""The text tower: open_clip's `TextTransformer`, whose layers are open_clip transformer blocks or
+MobileCLIP Text-RepMixer blocks, in the order a `TextTowerSpec` gives.
 
-Parameter names are open_clip's `TextTransformer`'s (``token_embedding``, ``positional_embedding``,
-``transformer.resblocks.{i}``, ``ln_final``, ``text_projection``) and its attention blocks are
-open_clip's own, so a pure-transformer tower loads an open_clip text state dict unchanged and
-computes the same function.
+It is open_clip's class, so embedding, masks, end-of-text pooling, projection and parameter names
+(``token_embedding``, ``positional_embedding``, ``transformer.resblocks.{i}``, ``ln_final``,
+``text_projection``) are open_clip's own: a pure-transformer tower loads an open_clip text state dict
+unchanged and computes the same function. Only the block list is ours.
 """
 
 from __future__ import annotations
 
 import torch
-from open_clip.transformer import LayerNorm, ResidualAttentionBlock
+from open_clip.transformer import ResidualAttentionBlock, TextTransformer, Transformer
 from torch import nn
 
 from archsearch.models.text_repmixer import TextRepMixerBlock
@@ -23,38 +23,35 @@ def build_text_layer(spec: TextTowerSpec, mixer: str) -> nn.Module:
     return TextRepMixerBlock(spec.width, spec.conv_kernel, spec.mlp_ratio)
 
 
-class TextLayers(nn.Module):
-    """The layer stack on ``(B, L, C)`` tokens, which every block takes and returns. The
-    attention mask reaches the attention blocks only: a centred convolution cannot be causal."""
+class TextLayers(Transformer):
+    """open_clip's block stack holding any mix of blocks: its input dtype is read from the stack's
+    first parameter, since open_clip reads it from the first block's MLP, which a Text-RepMixer
+    block names otherwise."""
 
-    def __init__(self, spec: TextTowerSpec):
-        super().__init__()
-        self.resblocks = nn.ModuleList(build_text_layer(spec, mixer) for mixer in spec.layers)
-
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-        for block in self.resblocks:
-            x = block(x) if isinstance(block, TextRepMixerBlock) else block(x, attn_mask=attn_mask)
-        return x
+    def get_cast_dtype(self) -> torch.dtype:
+        return next(self.resblocks.parameters()).dtype
 
 
-class TextTower(nn.Module):
-    """tokens -> embeddings + positions -> layers -> ln_final -> end-of-text token -> projection."""
+class TextTower(TextTransformer):
+    """open_clip's text transformer with the spec's block list; tokens must fill the context."""
 
     def __init__(self, spec: TextTowerSpec, embed_dim: int):
-        super().__init__()
+        # open_clip builds and initialises an all-attention stack; its draws stay out of the global
+        # random stream, which then sees, in order, the token embedding, each block of the spec and
+        # our init: the same draws as a tower built block by block, so a seed gives the same weights.
+        with torch.random.fork_rng(devices=[]):
+            super().__init__(context_length=spec.context_length, vocab_size=spec.vocab_size, width=spec.width,
+                             heads=spec.heads, layers=len(spec.layers), mlp_ratio=spec.mlp_ratio,
+                             output_dim=embed_dim, no_causal_mask=not spec.causal_mask, pool_type="argmax")
+            self.transformer = TextLayers(spec.width, len(spec.layers), spec.heads, spec.mlp_ratio)
         self.spec = spec
-        self.token_embedding = nn.Embedding(spec.vocab_size, spec.width)
-        self.positional_embedding = nn.Parameter(torch.empty(spec.context_length, spec.width))
-        self.transformer = TextLayers(spec)
-        self.ln_final = LayerNorm(spec.width)
-        self.text_projection = nn.Parameter(torch.empty(spec.width, embed_dim))
-        # open_clip's additive causal mask: -inf above the diagonal.
-        causal = torch.full((spec.context_length, spec.context_length), float("-inf")).triu_(1)
-        self.register_buffer("attn_mask", causal if spec.causal_mask else None, persistent=False)
+        self.token_embedding.reset_parameters()
+        self.transformer.resblocks = nn.ModuleList(build_text_layer(spec, mixer) for mixer in spec.layers)
         self._init_parameters()
 
     def _init_parameters(self) -> None:
-        """open_clip's `TextTransformer.init_parameters`, depth counted over all layers."""
+        """open_clip's `TextTransformer.init_parameters` for the attention blocks (depth counted over
+        all layers); Text-RepMixer blocks keep their own init."""
         width, depth = self.spec.width, len(self.spec.layers)
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
@@ -66,16 +63,6 @@ class TextTower(nn.Module):
                 nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
                 nn.init.normal_(block.mlp.c_fc.weight, std=(2 * width) ** -0.5)
                 nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``[B, L]`` token ids (L <= context_length) -> ``[B, embed_dim]`` features, not normalised."""
-        length = tokens.shape[1]
-        x = self.token_embedding(tokens) + self.positional_embedding[:length]
-        attn_mask = self.attn_mask[:length, :length] if self.attn_mask is not None else None
-        x = self.ln_final(self.transformer(x, attn_mask))
-        # End-of-text pooling: the EOT token has the largest id (open_clip's pool_type='argmax').
-        pooled = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
-        return pooled @ self.text_projection
 
 
 def build_text_tower(spec: ArchSpec) -> TextTower:

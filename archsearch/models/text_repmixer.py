@@ -221,6 +221,8 @@ class TextRepMixerBlock(nn.Module):
         self.convffn = ConvFFN(channels, kernel_size, mlp_ratio)
         self.layer_scale = nn.Parameter(layer_scale_init * torch.ones(channels, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`attn_mask` is accepted, as open_clip's stack passes it to every block, and unused: a
+        centred convolution sees both sides, so a causal tower's mask cannot apply here."""
         x = self.token_mixer(x)
         return x + self.layer_scale.squeeze(-1) * self.convffn(x)
