@@ -83,7 +83,7 @@ def with_overrides(recipe: Recipe, lever: str) -> Recipe:
 
 
 def summarise(lever: str, recipe: Recipe, names: list[str], rows: list[dict], seeds: list[int],
-              costs: dict[str, dict], reference: dict[str, float] | None = None) -> dict:
+              costs: dict[str, dict], reference: dict[str, list[float | None]] | None = None) -> dict:
     """One lever's screen figures from its runs (arch-major, seed-minor order)."""
     n = len(seeds)
     walls = [r.get("wall_seconds", r["train_seconds"]) for r in rows]
@@ -103,10 +103,16 @@ def summarise(lever: str, recipe: Recipe, names: list[str], rows: list[dict], se
                    "tau_params": kendall_tau([costs[k]["params_m"] for k in names], mean),
                    "tau_gmacs": kendall_tau([costs[k]["gmacs"] for k in names], mean)}
         if reference:  # against the 10x reference (seed 0) of the fidelity protocol, seed by seed
-            pairs = {f"seed{s}": ([values[k][j] for k in names], [reference[k] for k in names])
+            pairs = {f"seed{s}": ([values[k][j] for k in names], [reference[k][0] for k in names])
                      for j, s in enumerate(seeds)}
             figures["tau_reference_seed0"] = {s: kendall_tau(*pair) for s, pair in pairs.items()}
             figures["tau_reference_seed0_ci95"] = {s: tau_bootstrap_ci(*pair) for s, pair in pairs.items()}
+            # the issue's figure: the student's seed-0 score against the mean of both reference seeds
+            both = [k for k in names if None not in reference[k]]
+            if len(both) >= 3:
+                pair = [values[k][0] for k in both], [statistics.fmean(reference[k]) for k in both]
+                figures["tau_reference_mean"] = {"tau": kendall_tau(*pair), "ci95": tau_bootstrap_ci(*pair),
+                                                 "n": len(both)}
         if n >= 2:
             first, second = [values[k][0] for k in names], [values[k][1] for k in names]
             figures["tau_seeds"] = kendall_tau(first, second)
@@ -119,15 +125,15 @@ def summarise(lever: str, recipe: Recipe, names: list[str], rows: list[dict], se
     return out
 
 
-def reference_scores(recipe: Recipe) -> dict[str, float]:
-    """Zero-shot top-1 of the fidelity protocol's reference (seed 0) for every protocol architecture
-    the run log holds it for."""
+def reference_scores(recipe: Recipe) -> dict[str, list[float | None]]:
+    """Zero-shot top-1 of the fidelity protocol's reference at seeds 0 and 1 (None where not run) for
+    every protocol architecture whose seed-0 reference the run log holds."""
     reference, log = load_recipe("cpu-small"), logged_runs()
     out = {}
     for name, _, spec in proxy_fidelity.architectures(14, 0, 2):
-        row = recorded(name, spec, reference, done=log)
-        if row is not None:
-            out[name] = row["zeroshot_top1"]
+        rows = [recorded(name, spec, with_seed(reference, seed), done=log) for seed in proxy_fidelity.SEEDS]
+        if rows[0] is not None:
+            out[name] = [row and row["zeroshot_top1"] for row in rows]
     return out
 
 
@@ -140,7 +146,8 @@ def teacher_scores(recipe: Recipe) -> list[float]:
 
 def table(summaries: list[dict], names: list[str], teachers: list[float]) -> list[str]:
     lines = ["| lever | score | steps @px | " + " | ".join(names) + " | tau seeds | swaps s0 / s1 | min x chance | "
-             "median s | tau params / GMACs | tau reference s0 / s1 |", "|---" * (len(names) + 9) + "|"]
+             "median s | tau params / GMACs | tau reference s0 / s1 | tau seed 0 vs reference mean (n) |",
+             "|---" * (len(names) + 10) + "|"]
     for s in summaries:
         for score in (k for k in SCORES if k in s):
             f = s[score]
@@ -148,18 +155,22 @@ def table(summaries: list[dict], names: list[str], teachers: list[float]) -> lis
             ref = " / ".join(f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, (lo, hi) in
                              zip(f["tau_reference_seed0"].values(), f["tau_reference_seed0_ci95"].values())
                              ) if "tau_reference_seed0" in f else "-"
+            mean = f.get("tau_reference_mean")
+            ref_mean = f"{mean['tau']:.2f} [{mean['ci95'][0]:.2f}, {mean['ci95'][1]:.2f}] ({mean['n']})" if mean else "-"
             digits = 1 if score == "zeroshot_top1" else 3
             lines.append(f"| {s['lever']} | {score} | {s['steps']} @{s['resolution']} | "
                          + " | ".join(", ".join(f"{v:.{digits}f}" for v in f["scores"][k]) for k in names)
                          + f" | {f.get('tau_seeds', float('nan')):.2f} [{f['tau_seeds_ci95'][0]:.2f}, "
                            f"{f['tau_seeds_ci95'][1]:.2f}] | {swaps} | {s['min_multiple_of_chance']:.1f} | "
-                           f"{s['median_wall_seconds']:.0f} | {f['tau_params']:.2f} / {f['tau_gmacs']:.2f} | {ref} |")
+                           f"{s['median_wall_seconds']:.0f} | {f['tau_params']:.2f} / {f['tau_gmacs']:.2f} | {ref} | "
+                           f"{ref_mean} |")
     lines += ["", "Scores at student seeds 0, 1: zero-shot top-1 (%) on 64 classes (chance 1.6%), and minus the mean "
               "training loss over the last quarter of the steps (Ru et al.'s TSE-E); swaps count pairs of each family "
               "out of the papers' order (a tie counts half; - where a family is not all there); tau seeds has its 95% "
               f"bootstrap interval over the {len(names)} architectures; tau params / GMACs ranks the seed-mean score "
               "against full-size params and GMACs; tau reference ranks each seed's score against the zero-shot top-1 "
-              "of the fidelity protocol's 10x reference (cpu-small, seed 0) where it was run; min x chance is the "
+              "of the fidelity protocol's 10x reference (cpu-small, seed 0) where it was run, and the last column the "
+              "seed-0 score against the mean of the reference's seeds 0 and 1 where both ran; min x chance is the "
               "lowest top-1 over all runs.",
               f"Teachers (the store's, zero-shot top-1): {', '.join(f'{t:.1f}' for t in teachers)}.", "",
               *(f"- **{s['lever']}**: {s['question']}; overrides `{json.dumps(s['overrides'])}`" for s in summaries)]

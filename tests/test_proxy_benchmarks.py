@@ -59,6 +59,19 @@ def test_proxy_levers_are_validated_recipes_and_their_screen_figures_follow_the_
     unscored = [{**r, "train_loss_tail": None} for r in rows]  # runs logged before the score existed
     assert "neg_train_loss_tail" not in levers.summarise("default", varied, names, unscored, [0, 1], costs)
 
+    # Against the reference: seed by seed against its seed 0, and the seed-0 score against the mean of
+    # its two seeds over the architectures where both ran (one has seed 0 only).
+    from scipy.stats import kendalltau
+
+    reference = {n: [30.0 - i, 29.0 - i if i % 3 else 40.0] for i, n in enumerate(names)}
+    reference[names[-1]][1] = None
+    top1 = levers.summarise("ls0.1", varied, names, rows, [0, 1], costs, reference)["zeroshot_top1"]
+    assert top1["tau_reference_seed0"]["seed0"] == pytest.approx(-1.0)
+    both = names[:-1]
+    expected = kendalltau([seed0[n] for n in both], [sum(reference[n]) / 2 for n in both]).statistic
+    assert top1["tau_reference_mean"]["n"] == len(both)
+    assert top1["tau_reference_mean"]["tau"] == pytest.approx(expected)
+
 
 def test_protocol_draws_are_fixed_by_the_seed_and_hold_every_layout_twice():
     from collections import Counter
