@@ -26,7 +26,8 @@ from pathlib import Path
 
 
 from archsearch.analysis.ranking import kendall_tau
-from archsearch.latency.table import CACHE_POLICIES, DEFAULT_CACHE_DIR, build_table
+from archsearch.choices import CACHE_POLICIES
+from archsearch.latency.table import DEFAULT_CACHE_DIR, build_table
 from archsearch.space.sampling import sample_archs, table_architectures
 from archsearch.latency.timing import TimingProtocol
 from archsearch.spec.arch import layout_summary

@@ -19,7 +19,14 @@ from typer.core import TyperGroup
 from rich.markup import escape
 from rich.table import Table
 
+from archsearch.choices import CACHE_POLICIES, EXPORT_FORMATS, SAMPLERS, WANDB_MODES, choice_enum
 from archsearch.errors import UserError
+
+# Options with a closed set of values: typer lists them in --help and refuses others (exit 2).
+WandbChoice = choice_enum("WandbChoice", WANDB_MODES)
+SamplerChoice = choice_enum("SamplerChoice", SAMPLERS)
+CachePolicyChoice = choice_enum("CachePolicyChoice", CACHE_POLICIES)
+FormatChoice = choice_enum("FormatChoice", EXPORT_FORMATS)
 
 app = typer.Typer(
     name="archsearch",
@@ -211,7 +218,7 @@ def latency_build_table(
     threads: Optional[int] = typer.Option(None, help="threads (default: every CPU available)"),
     cache_dir: str = typer.Option("runs/latency_tables", help="where tables live, one per device fingerprint "
                                                                "(runs/ is the workspace root, see --runs)"),
-    cache_policy: str = typer.Option("auto", help="auto, warm or cold unit timings"),
+    cache_policy: CachePolicyChoice = typer.Option("auto", help="unit timings: warm, cold, or auto"),
     rebuild: bool = typer.Option(False, help="re-measure instead of extending this device's table"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
@@ -220,7 +227,7 @@ def latency_build_table(
     from archsearch.space.sampling import table_architectures
 
     table = build_table(*table_architectures(space, archs, seed), backend=backend, batch=batch, threads=threads,
-                        cache_dir=cache_dir, rebuild=rebuild, cache_policy=cache_policy,
+                        cache_dir=cache_dir, rebuild=rebuild, cache_policy=cache_policy.value,
                         progress=None if as_json else console.print)
     summary = {"path": str(Path(table.path).resolve()), "units": len(table.units), "fingerprint": table.fingerprint["id"],
                "overhead_ms": table.overhead_ms}
@@ -263,7 +270,7 @@ def sweep_command(
     storage: Optional[str] = typer.Option(None, "--storage",
                                           help="Optuna storage URL (default sqlite in runs/<study>/; "
                                                "postgresql://... for workers on many machines)"),
-    sampler: str = typer.Option("ehvi", "--sampler", help="ehvi (screens by the latency table), tpe, nsga2, gp or random"),
+    sampler: SamplerChoice = typer.Option("ehvi", "--sampler", help="ehvi screens its candidates by the latency table"),
     objective: list[str] = typer.Option([], "--objective",
                                         help="extra objective to minimise: params_m or gmacs (repeatable; not with ehvi)"),
     max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="constraint: image + text latency"),
@@ -278,7 +285,7 @@ def sweep_command(
                                        help="preset timed beside every measurement so that the machine's slow "
                                             "phases cancel (drift correction); none: each model on its own"),
     runs: Optional[str] = typer.Option(None, "--runs", help=RUNS_OPTION_HELP),
-    wandb: str = typer.Option("offline", "--wandb", help="online, offline or disabled"),
+    wandb: WandbChoice = typer.Option("offline", "--wandb", help="wandb logging (offline by default)"),
 ) -> None:
     """Search: Optuna over a space, scoring each trial by measured latency and proxy zero-shot accuracy."""
     import time
@@ -290,12 +297,12 @@ def sweep_command(
     from archsearch.cli.progress import status_line, sweep_view, trial_counts
     from archsearch.search.sweep import SweepOptions, prepare, prepare_data, run_sweep
 
-    options = SweepOptions(space=space, recipe=recipe, trials=trials, study=study, storage=storage, sampler=sampler,
+    options = SweepOptions(space=space, recipe=recipe, trials=trials, study=study, storage=storage, sampler=sampler.value,
                            objectives=tuple(objective), max_latency_ms=max_latency_ms, max_params_m=max_params,
                            workers=workers, seed=seed, latency_threads=latency_threads,
                            latency_anchor=None if latency_anchor.lower() == "none" else latency_anchor,
                            runs=_workspace(runs),
-                           wandb=wandb)
+                           wandb=wandb.value)
     run = prepare(options)
     verb = "resuming" if run.resumed else "created"
     console.print(f"{verb} study [bold]{escape(run.study.study_name)}[/bold] in {escape(str(run.directory))}/ "
@@ -356,13 +363,13 @@ def worker_command(
     trials: Optional[int] = typer.Option(None, "--trials", help="stop at this many trials (default: the study's)"),
     index: int = typer.Option(0, "--index", help="worker number: offsets the sampler seed"),
     runs: Optional[str] = typer.Option(None, "--runs", help=RUNS_OPTION_HELP),
-    wandb: str = typer.Option("offline", "--wandb", help="online, offline or disabled"),
+    wandb: WandbChoice = typer.Option("offline", "--wandb", help="wandb logging (offline by default)"),
 ) -> None:
     """Join a running study (from any machine that reaches its storage) and run its trials."""
     from archsearch.search.worker import run_worker
 
     try:
-        ran = run_worker(storage, study, index=index, budget=trials, runs=_workspace(runs), wandb=wandb)
+        ran = run_worker(storage, study, index=index, budget=trials, runs=_workspace(runs), wandb=wandb.value)
     except KeyboardInterrupt:
         print(f"archsearch: worker {index} interrupted; its trial is queued again when the sweep resumes",
               file=sys.stderr)
@@ -441,7 +448,7 @@ def reinforce_command(
 def proxy_command(
     arch: str = typer.Argument(..., help="preset name or path to an arch.yaml/.json (the full-size spec)"),
     recipe: str = typer.Option("cpu-tiny", "--recipe", help="recipe name in proxies/ or a path to one"),
-    wandb: str = typer.Option("offline", "--wandb", help="online, offline or disabled"),
+    wandb: WandbChoice = typer.Option("offline", "--wandb", help="wandb logging (offline by default)"),
     out: Optional[Path] = typer.Option(None, "--out", help="logs directory (default runs/proxy/<arch>-<recipe>)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
@@ -452,15 +459,13 @@ def proxy_command(
     from archsearch.spec import resolve_arch
     from archsearch.spec.arch import layout_summary
 
-    if wandb not in ("online", "offline", "disabled"):
-        raise UserError(f"--wandb: {wandb!r} is not a wandb mode; allowed: online, offline, disabled")
     spec, preset = resolve_arch(arch)
     loaded = load_recipe(recipe)
     from archsearch import workspace
 
     out = out or workspace.under("proxy") / f"{preset or Path(arch).stem}-{loaded.name}"
     try:
-        result = run_proxy(spec, loaded, wandb=wandb, out_dir=out, progress=not as_json)
+        result = run_proxy(spec, loaded, wandb=wandb.value, out_dir=out, progress=not as_json)
     except NonFiniteLoss as exc:
         if as_json:
             print(json.dumps({"preset": preset, "status": "failed", "reason": str(exc)}))
@@ -528,7 +533,7 @@ def export_command(
     trial: Optional[int] = typer.Option(None, "--trial", help="trial number of the run directory or --study"),
     storage: Optional[str] = typer.Option(None, "--storage", help="storage URL of --study (instead of a run directory)"),
     study: Optional[str] = typer.Option(None, "--study", help="study name in --storage"),
-    fmt: str = typer.Option("all", "--format", help="all, openclip, lightning or coreml (arch.yaml and README always)"),
+    fmt: FormatChoice = typer.Option("all", "--format", help="what to write besides arch.yaml and README.md"),
     force: bool = typer.Option(False, "--force", help="replace an earlier export in --out"),
 ) -> None:
     """Export an architecture for full training: arch.yaml, OpenCLIP config, train.yaml, Core ML, README."""
@@ -550,7 +555,7 @@ def export_command(
         spec, preset = resolve_arch(arch)
         check_target(Path(out), force)  # before the slow imports and conversions
         provenance = {"preset": preset} if preset else {"file": str(Path(arch).resolve())}
-    result = write_export(spec, out, provenance, fmt=fmt, force=force,
+    result = write_export(spec, out, provenance, fmt=fmt.value, force=force,
                           progress=lambda message: console.print(escape(message)))
     for note in result.notes:
         console.print(f"[bold yellow]note:[/bold yellow] {escape(note)}")

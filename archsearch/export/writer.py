@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from archsearch.choices import EXPORT_FORMATS
 from archsearch.errors import UserError
 from archsearch.export.openclip import CONFIG_FILE, open_clip_config, text_unsupported
 from archsearch.export.readme import ExportFacts, export_readme
@@ -27,7 +28,6 @@ from archsearch.export.train_config import TRAIN_FILE, train_yaml
 from archsearch.spec.arch import ArchSpec
 from archsearch.spec.io import save_spec
 
-FORMATS = ("all", "openclip", "lightning", "coreml")
 MANIFEST = "export.json"
 
 
@@ -96,9 +96,9 @@ def check_open_clip(spec: ArchSpec, directory: Path) -> dict:
 def write_export(spec: ArchSpec, out: str | Path, provenance: dict, fmt: str = "all", force: bool = False,
                  name: Optional[str] = None, progress: Callable[[str], None] | None = None) -> ExportResult:
     """Write the export of `spec` into `out` (see the module docstring); `fmt` picks the files
-    beyond arch.yaml, README.md and export.json: one of `FORMATS`."""
-    if fmt not in FORMATS:
-        raise UserError(f"--format: unknown {fmt!r}; allowed: {', '.join(FORMATS)}")
+    beyond arch.yaml, README.md and export.json: one of `EXPORT_FORMATS`."""
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"--format: unknown {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}")
     out = Path(out)
     check_target(out, force)
     unsupported = text_unsupported(spec)

@@ -45,6 +45,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 from torch import nn
 
+from archsearch.choices import CACHE_POLICIES
 from archsearch.errors import UserError
 from archsearch.files import write_json_atomic
 from archsearch import workspace
@@ -56,7 +57,6 @@ from archsearch.spec.io import format_validation_error
 
 DEFAULT_CACHE_DIR = Path("runs/latency_tables")
 TABLE_FORMAT = 1
-CACHE_POLICIES = ("auto", "warm", "cold")
 CPU_BACKENDS = ("torch-cpu", "onnxruntime-cpu")
 _DEFAULT_LLC = 32 << 20
 

@@ -105,7 +105,7 @@ class StandIn(nn.Module):
         self.layout = layout
         self._out: Optional[torch.Tensor] = None
 
-    def forward(self, x: torch.Tensor, *args) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         if self.layout is None or layout_of(x) == self.layout:
             return x
         if self._out is None or self._out.shape != x.shape or self._out.device != x.device:
@@ -348,7 +348,7 @@ class TextIO(Unit):
 
     def build(self) -> nn.Module:
         tower = TextTower(self._spec(), self.embed_dim)
-        tower.transformer = StandIn(self.layers_out)
+        tower.transformer.resblocks = nn.ModuleList([StandIn(self.layers_out)])
         return tower
 
     def example(self, batch: int) -> torch.Tensor:

@@ -26,10 +26,11 @@ def build_text_layer(spec: TextTowerSpec, mixer: str) -> nn.Module:
 class TextLayers(Transformer):
     """open_clip's block stack holding any mix of blocks: its input dtype is read from the stack's
     first parameter, since open_clip reads it from the first block's MLP, which a Text-RepMixer
-    block names otherwise."""
+    block names otherwise (a stack without parameters, as the latency table's stand-in, casts to
+    the default dtype)."""
 
     def get_cast_dtype(self) -> torch.dtype:
-        return next(self.resblocks.parameters()).dtype
+        return next((p.dtype for p in self.resblocks.parameters()), torch.get_default_dtype())
 
 
 class TextTower(TextTransformer):

@@ -6,17 +6,17 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from archsearch.choices import WandbMode
 from archsearch.proxy.clip_module import ClipModule
 from archsearch.proxy.recipe import LossConfig, TrainConfig
 from archsearch.spec.arch import ArchSpec
 
-WandbMode = Literal["online", "offline", "disabled"]
 
 # Lightning's banner lines (accelerators found, tips) would bury a proxy's one-line result.
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric"):

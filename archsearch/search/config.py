@@ -8,19 +8,18 @@ text, the recipe as its validated dict.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
+from archsearch.choices import SAMPLERS, SamplerName
 from archsearch.errors import SpecError, UserError
 from archsearch.proxy.recipe import Recipe
 from archsearch.search.record import CORE_OBJECTIVES, OBJECTIVES
 from archsearch.space.schema import SpaceFile
 from archsearch.space.space import SearchSpace
 
-SamplerName = Literal["ehvi", "tpe", "nsga2", "gp", "random"]
-SAMPLERS: tuple[str, ...] = ("ehvi", "tpe", "nsga2", "gp", "random")
 DEFAULT_SAMPLER = "ehvi"  # see archsearch.search.samplers for why
 
 

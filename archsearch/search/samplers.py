@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from archsearch.errors import UserError
-from archsearch.search.config import SAMPLERS
+from archsearch.choices import SAMPLERS
 from archsearch.search.ehvi import KnownLatencySampler, LatencyOf
 from archsearch.space.space import SearchSpace
 
