@@ -50,13 +50,14 @@ VARIANTS = ("baseline", "fused-adamw", "bf16-autocast", "compile", "batch256-48p
 
 
 class Step:
-    """One variant's training step on its own copy of the proxy, with its own optimiser."""
+    """One variant's training step on its own copy of the proxy, with its own optimiser; every copy of
+    one spec starts from the same weights (seed 0)."""
 
-    def __init__(self, variant: str, spec, recipe, dims, batch: dict, state: dict):
+    def __init__(self, variant: str, spec, recipe, dims, batch: dict):
         self.variant, self.batch = variant, batch
         self.images = batch["image"].shape[0]
+        torch.manual_seed(0)
         self.module = ClipModule(spec, recipe.train, recipe.loss, dims)
-        self.module.load_state_dict(state)
         self.module.log = self.module.log_dict = lambda *a, **k: None  # no trainer attached
         params = [p for p in self.module.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=recipe.train.lr, fused=variant == "fused-adamw")
@@ -86,15 +87,13 @@ def batch_of(store, recipe, spec, size: int) -> dict:
 def measure(name: str, recipe, store, dims, rounds: int, steps: int, variants: tuple[str, ...] = VARIANTS) -> dict:
     spec = scale_down(get_preset(name), recipe.scale)
     small = scale_down(get_preset(name), recipe.scale.model_copy(update={"resolution": 48}))
-    torch.manual_seed(0)
-    state = ClipModule(spec, recipe.train, recipe.loss, dims).state_dict()
     batch = batch_of(store, recipe, spec, recipe.train.batch_size)
     steps_of = {}
     for variant in variants:
         if variant == "batch256-48px":
-            steps_of[variant] = Step(variant, small, recipe, dims, batch_of(store, recipe, small, 256), state)
+            steps_of[variant] = Step(variant, small, recipe, dims, batch_of(store, recipe, small, 256))
         else:
-            steps_of[variant] = Step(variant, spec, recipe, dims, batch, state)
+            steps_of[variant] = Step(variant, spec, recipe, dims, batch)
     first = {}
     for variant, step in steps_of.items():  # warm-up; for compile this is where the graphs are built
         began = time.perf_counter()
@@ -135,6 +134,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS[1:], default=list(VARIANTS[1:]))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other (preset, lever) rows of results/proxy_step_levers.json, replace these")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     recipe = load_recipe(args.recipe)
@@ -153,10 +154,17 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     meta = {**run_meta("proxy_step_levers", threads=threads, recipe=recipe.name), "rounds": args.rounds,
             "steps": args.steps, "batch_size": recipe.train.batch_size}
+    if args.merge:  # rows of an earlier run that this one did not redo, first, with that run's command
+        earlier = json.loads((RESULTS / "proxy_step_levers.json").read_text())
+        redone = {(r["preset"], r["variant"]) for r in rows}
+        rows = [r for r in earlier["runs"] if (r["preset"], r["variant"]) not in redone] + rows
+        meta["merged_into"] = earlier["meta"]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "proxy_step_levers.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=2) + "\n")
     lines = ["# Throughput levers of a proxy training step (cpu-tiny students)", "",
              f"- date: {meta['date']}; command: `{meta['command']}`",
+             *([f"- rows not redone by that command: `{meta['merged_into']['command']}` ({meta['merged_into']['date']})"]
+               if "merged_into" in meta else []),
              f"- machine: {meta['machine']['cpu']}, {threads} thread(s), torch {meta['machine']['libraries']['torch']}",
              f"- each preset and lever in a fresh process: {args.rounds} interleaved rounds of {args.steps} steps of "
              "the baseline and the lever; speed-up = median over the rounds of baseline s/image / lever s/image "
