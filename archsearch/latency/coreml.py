@@ -12,9 +12,10 @@ convert_to='mlprogram')``. ``torch.jit.trace`` is not used: with torch 2.14 the 
 
 What the ``torch.export`` route needs, per kind of block (all handled in `export_tower`):
 
-* The ``alias`` node: it comes from the *text* tower of every causal preset (all ViTamins and
-  MobileCLIP-B); ViTamin's image tower (MbConv-LN, GeGLU blocks) converts as is. The text tower
-  takes its additive causal mask as ``self.attn_mask[:length, :length]``. At the full context length both
+* The ``alias`` node: it came from the *text* tower of every causal preset (all ViTamins and
+  MobileCLIP-B) while that tower sliced its additive causal mask as ``self.attn_mask[:length, :length]``
+  (open_clip's `TextTransformer`, which the tower now is, passes the whole mask, so no alias arises
+  there today; the fix below stays for any module that slices so). At the full context length both
   slices are no-ops, and PyTorch's Python indexing (``THPVariable_getitem`` in
   ``torch/csrc/autograd/python_variable_indexing.cpp``) skips no-op slices of a multi-index and,
   to still return a fresh view ("ensure we return a shallow copy for things like x[...]"),
