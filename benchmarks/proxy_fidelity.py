@@ -128,6 +128,7 @@ def summarise(names: list[str], kinds: dict[str, str], costs: dict[str, dict], s
         "tau_short_seeds": kendall_tau(s0, [short[n][1] for n in names]),
         "tau_short_seeds_ci": tau_bootstrap_ci(s0, [short[n][1] for n in names]),
         "tau_reference_seeds": _tau([reference[n][0] for n in complete], [reference[n][1] for n in complete], least=2),
+        "tau_reference_seeds_ci": _interval([reference[n][0] for n in complete], [reference[n][1] for n in complete]),
         "tau_short_reference": None, "tau_short_reference_ci": None, "tau_params": None, "tau_gmacs": None,
         "reference_complete": len(complete),
         "min_multiple_of_chance": min(row["multiple_of_chance"] for row in table),
@@ -261,7 +262,8 @@ def report(record: dict, workers: int) -> list[str]:
               f"- tau(short seed 0, short seed 1), n = {n}: {record['tau_short_seeds']:.2f}"
               f"{_ci(record['tau_short_seeds_ci'])} (top-1); {record['tau_short_loss_tail_seeds']:.2f} "
               "(minus the last-quarter training loss)",
-              f"- tau(reference seed 0, seed 1), the ceiling, n = {k}: {_f(record['tau_reference_seeds'], 2)}",
+              f"- tau(reference seed 0, seed 1), the ceiling, n = {k}: {_f(record['tau_reference_seeds'], 2)}"
+              f"{_ci(record.get('tau_reference_seeds_ci'))}",
               f"- tau(short seed 0, reference mean), n = {k} of {n}: {_f(record['tau_short_reference'], 2)}"
               f"{_ci(record['tau_short_reference_ci'])}; by the loss tail "
               f"{_f(record.get('tau_short_loss_tail_reference'), 2)}",
