@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from archsearch.data.dataset import ReinforcedDataset
 from archsearch.data.store import ReinforcedStore
 from archsearch.proxy.assets import ensure_store, training_source
-from archsearch.proxy.clip_module import ClipModule
+from archsearch.training.module import ClipModule
 from archsearch.proxy.recipe import load_recipe
 from archsearch.proxy.scale import scale_down
 from archsearch.spec import get_preset, preset_names

@@ -24,8 +24,8 @@ from archsearch.data.store import ReinforcedStore
 from archsearch.latency.cost import measure_cost
 from archsearch.latency.peak import matmul_peak_gflops
 from archsearch.proxy.assets import ensure_store, training_source
-from archsearch.proxy.fit import fit
-from archsearch.proxy.clip_module import ClipModule
+from archsearch.training.fit import fit
+from archsearch.training.module import ClipModule
 from archsearch.proxy.recipe import load_recipe
 from archsearch.proxy.scale import scale_down
 from archsearch.spec import get_preset, preset_names

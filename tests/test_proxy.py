@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from open_clip.loss import ClipLoss, DistillClipLoss
 
 from archsearch.errors import SpecError, UserError
-from archsearch.proxy.loss import ReinforcedClipLoss
-from archsearch.proxy.recipe import LossConfig, ScaleDown, TrainConfig, list_recipes, load_recipe
+from archsearch.training.loss import ReinforcedClipLoss
+from archsearch.proxy.recipe import ScaleDown, list_recipes, load_recipe
+from archsearch.training.config import LossConfig, TrainConfig
 from archsearch.proxy.scale import scale_down
 from archsearch.space import load_space
 from archsearch.spec import get_preset, preset_names
@@ -206,8 +207,8 @@ def test_teachers_trained_side_by_side_equal_teachers_trained_one_after_another(
 
 
 def test_non_finite_loss_fails_the_run_with_its_reason():
-    from archsearch.proxy.fit import fit
-    from archsearch.proxy.clip_module import NonFiniteLoss
+    from archsearch.training.fit import fit
+    from archsearch.training.module import NonFiniteLoss
 
     class Poisoned(torch.utils.data.Dataset):
         def __len__(self):
@@ -295,7 +296,7 @@ def test_proxy_layer_scale_init_touches_only_the_trained_proxy():
     export and latency figure keep the papers' 1e-5; only the module a proxy trains starts higher."""
     from archsearch.models.clip import build_clip
     from archsearch.models.init import set_layer_scale
-    from archsearch.proxy.clip_module import ClipModule
+    from archsearch.training.module import ClipModule
 
     def gains(model):
         return {round(float(v), 7) for name, p in model.named_parameters()
@@ -341,7 +342,7 @@ def test_gains_added_to_transformer_blocks_sit_on_their_residual_branches():
 def test_train_loss_tail_averages_the_last_quarter_of_the_steps():
     from types import SimpleNamespace
 
-    from archsearch.proxy.fit import TrainLossTail
+    from archsearch.training.fit import TrainLossTail
 
     tail = TrainLossTail(steps=8)
     for step in range(1, 9):  # global_step after the update; losses 10, 20, ..., 80

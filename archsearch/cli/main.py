@@ -453,7 +453,7 @@ def proxy_command(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Train the proxy of one architecture on the recipe's reinforced data and score it zero-shot."""
-    from archsearch.proxy.clip_module import NonFiniteLoss
+    from archsearch.training.module import NonFiniteLoss
     from archsearch.proxy.recipe import load_recipe
     from archsearch.proxy.run import run_proxy
     from archsearch.spec import resolve_arch

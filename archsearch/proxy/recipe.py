@@ -8,21 +8,20 @@ loss mix and the evaluation. Unknown keys are errors, so a typo never silently t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import Field, PositiveInt, ValidationError
 
 from archsearch.errors import SpecError
+from archsearch.training.config import LossConfig, StrictModel, TrainConfig
 from archsearch.spec.io import format_validation_error, read_mapping
 
 PROXIES_DIR = Path(__file__).resolve().parents[2] / "proxies"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ScaleDown(_Strict):
+class ScaleDown(StrictModel):
     """The deterministic map from a full-size spec to its proxy model (see `proxy.scale`)."""
 
     resolution: Optional[PositiveInt] = Field(64, description="null keeps the spec's own")
@@ -38,7 +37,7 @@ class ScaleDown(_Strict):
                                       "(see archsearch.models.init)")
 
 
-class TeacherTraining(_Strict):
+class TeacherTraining(StrictModel):
     """Teachers archsearch trains itself when the recipe names no external ones."""
 
     arch: str = "vitamin_s"
@@ -51,7 +50,7 @@ class TeacherTraining(_Strict):
     dir: str = "runs/teachers"
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     source: str = Field("embedded:train", description="a source ref, see archsearch.data.readers.open_source")
     store: Optional[str] = Field("runs/stores/embedded", description="reinforced store; built here if absent")
     teachers: list[str] = Field(default_factory=list, description="teacher refs; empty = train them")
@@ -62,42 +61,14 @@ class DataConfig(_Strict):
     num_workers: int = Field(0, ge=0)
 
 
-class TrainConfig(_Strict):
-    steps: PositiveInt = 300
-    batch_size: PositiveInt = 128
-    lr: float = Field(2e-3, gt=0)
-    weight_decay: float = Field(0.1, ge=0)
-    betas: tuple[float, float] = (0.9, 0.95)
-    warmup_steps: int = Field(30, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
-    accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
-    devices: PositiveInt = 1
-    num_nodes: PositiveInt = 1
-    strategy: Literal["auto", "ddp"] = "auto"
-    threads: Optional[PositiveInt] = Field(None, description="torch intra-op threads (None: torch's default)")
-    seed: Optional[int] = Field(None, description="the student's seed (initialisation, batch order); None: the "
-                                                 "recipe's seed. Varies a training without rebuilding teachers "
-                                                 "and store, which follow the recipe's seed")
-
-
-class LossConfig(_Strict):
-    """MobileCLIP: (1 - lambda) CLIP + lambda * (KD image->text + KD text->image) / 2, on the real
-    caption batch and on the synthetic caption batch, summed."""
-
-    kd_lambda: float = Field(1.0, ge=0, le=1)
-    teacher_logit_scale: float = Field(100.0, gt=0)
-    captions: Literal["real", "synthetic", "both"] = "both"
-
-
-class EvalConfig(_Strict):
+class EvalConfig(StrictModel):
     classify: PositiveInt = 1280
     retrieval: PositiveInt = 500
     seed: int = 0
     batch_size: PositiveInt = 256
 
 
-class Recipe(_Strict):
+class Recipe(StrictModel):
     name: str
     description: str = ""
     seed: int = 0

@@ -11,7 +11,7 @@ from archsearch.data.dataset import AugmentedDataset, ReinforcedDataset, Reinfor
 from archsearch.data.store import ReinforcedStore
 from archsearch.proxy.assets import ensure_store, training_source
 from archsearch.proxy.evaluate import evaluate
-from archsearch.proxy.fit import WandbMode, fit, make_logger
+from archsearch.training.fit import WandbMode, fit, make_logger
 from archsearch.proxy.recipe import Recipe
 from archsearch.proxy.scale import scale_down
 from archsearch.proxy.tasks import eval_tasks

@@ -9,7 +9,7 @@ minutes to reproduce it. The key hashes everything that decides the result:
 - the recipe's settings (its name and description aside);
 - the reinforced store's manifest: its teachers' checksums, settings and build;
 - the device fingerprint (CPU, training threads, library versions);
-- the source of archsearch's own training code (models, data, proxy, spec), so an edit misses.
+- the source of archsearch's own training code (models, data, training, proxy, spec), so an edit misses.
 
 Any change misses, so a stale score is never read. Entries are written whole (rename), so workers
 sharing `runs/` can race on one without a torn file.
@@ -33,7 +33,7 @@ from archsearch.proxy.training_data import json_digest
 from archsearch.spec.arch import ArchSpec
 
 PACKAGE = Path(__file__).resolve().parents[1]
-TRAINING_CODE = ("data", "models", "proxy", "spec")
+TRAINING_CODE = ("data", "models", "proxy", "spec", "training")
 
 
 @lru_cache(maxsize=1)

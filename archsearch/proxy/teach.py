@@ -21,8 +21,9 @@ from archsearch.data.teachers import CHECKPOINT_NAME, save_teacher
 from archsearch.environment import available_cpus
 from archsearch.proxy.curve import ZeroShotCurve
 from archsearch.proxy.evaluate import evaluate
-from archsearch.proxy.fit import fit
-from archsearch.proxy.recipe import LossConfig, Recipe, TrainConfig
+from archsearch.training.fit import fit
+from archsearch.proxy.recipe import Recipe
+from archsearch.training.config import LossConfig, TrainConfig
 from archsearch.proxy.scale import scale_down
 from archsearch.proxy.shipped import shipped_teacher
 from archsearch.proxy.training_data import json_digest, training_source

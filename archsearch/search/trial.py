@@ -22,7 +22,7 @@ import optuna
 
 from archsearch.latency.cost import measure_cost
 from archsearch.proxy.score_cache import ProxyResultCache, proxy_key
-from archsearch.proxy.clip_module import NonFiniteLoss
+from archsearch.training.module import NonFiniteLoss
 from archsearch.proxy.run import run_proxy, store_manifest
 from archsearch.search.config import SweepConfig
 from archsearch.search.latency import measured_latency

@@ -1,4 +1,4 @@
-"""`TrainModule`: the proxies' `ClipModule` on a full-size spec, configured by flat arguments.
+"""`TrainModule`: the shared `ClipModule` (`archsearch.training`) on a full-size spec, configured by flat arguments.
 
 LightningCLI builds modules from ``__init__`` signatures, so the recipe's nested `TrainConfig` /
 `LossConfig` are spelled out here as plain arguments (``--model.lr 1e-3``) and validated by
@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from archsearch.data.pixels import normalize
 from archsearch.errors import UserError
-from archsearch.proxy.clip_module import ClipModule
-from archsearch.proxy.recipe import LossConfig, TrainConfig
+from archsearch.training.module import ClipModule
+from archsearch.training.config import LossConfig, TrainConfig
 from archsearch.spec.arch import ArchSpec
 from archsearch.spec.io import format_validation_error, resolve_arch, spec_from_mapping
 
@@ -55,7 +55,7 @@ class TrainModule(ClipModule):
     ):
         """`steps`: the length of the warm-up + cosine schedule (train.yaml links it to the
         trainer's max_steps). `kd_lambda`, `captions`: MobileCLIP's loss mix (see
-        `archsearch.proxy.loss`); anything but 0 / 'real' needs a reinforced store.
+        `archsearch.training.loss`); anything but 0 / 'real' needs a reinforced store.
         `teacher_dims`: the store's teacher widths (`archsearch train` takes them from data.store)."""
         spec = resolve_spec(arch)
         train = _validated(TrainConfig, {"steps": steps, "lr": lr, "weight_decay": weight_decay, "betas": betas,

@@ -13,8 +13,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from archsearch.choices import WandbMode
-from archsearch.proxy.clip_module import ClipModule
-from archsearch.proxy.recipe import LossConfig, TrainConfig
+from archsearch.training.module import ClipModule
+from archsearch.training.config import LossConfig, TrainConfig
 from archsearch.spec.arch import ArchSpec
 
 

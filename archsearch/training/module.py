@@ -11,8 +11,8 @@ import torch
 from archsearch.data.pixels import normalize
 from archsearch.models.clip import build_clip
 from archsearch.models.init import set_layer_scale
-from archsearch.proxy.loss import ReinforcedClipLoss
-from archsearch.proxy.recipe import LossConfig, TrainConfig
+from archsearch.training.loss import ReinforcedClipLoss
+from archsearch.training.config import LossConfig, TrainConfig
 from archsearch.spec.arch import ArchSpec
 
 MAX_LOGIT_SCALE = math.log(100)  # open_clip clamps the learned temperature at 100

@@ -1,0 +1,2 @@
+"""The training core that proxies, teachers and full-scale training share: the LightningModule,
+MobileCLIP's loss, the fit loop and their configs."""
