@@ -10,7 +10,7 @@ Trial user attributes (all JSON values):
 - latency (full size, reparameterized): ``image_ms``, ``text_ms``, ``latency_ms``, ``latency_cv``
 - proxy: ``zeroshot_top1``, ``i2t_r1``, ``t2i_r1``, ``i2t_r5``, ``t2i_r5``, ``train_seconds``,
   ``images_per_second``, ``train_loss_tail`` (mean training loss over the last quarter of the
-  steps, `proxy.fit.TrainLossTail`); ``proxy_from``: ``study/trial`` that trained this proxy, when the score
+  steps, `training.fit.TrainLossTail`); ``proxy_from``: ``study/trial`` that trained this proxy, when the score
   was read from the proxy cache (`archsearch.proxy.score_cache`) instead of trained again
 - ``trained``: false for a trial that broke a constraint (its objective values are then the
   measured latency and an accuracy of 0, so that samplers learn the infeasible region)
