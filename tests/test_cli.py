@@ -18,6 +18,7 @@ def run(*args, cwd):
     return subprocess.run([ARCHSEARCH, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_describe_json_is_one_object_with_the_papers_counts(tmp_path):
     result = run("describe", "MobileCLIP-S0", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -30,6 +31,7 @@ def test_describe_json_is_one_object_with_the_papers_counts(tmp_path):
     assert data["spec"] == get_preset("mobileclip_s0").to_dict()
 
 
+@pytest.mark.slow
 def test_describe_table_and_arch_files(tmp_path):
     spec = get_preset("vitamin_s").to_dict()
     spec["image"]["stages"][2]["depth"] = 4  # a user's edit of a preset

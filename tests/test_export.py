@@ -224,6 +224,7 @@ def _custom_and_preset_exports(tmp_path: Path) -> tuple[list[str], list[int], Ar
     # An availability check before the import (as Lightning makes) must not use the hook up.
     "import archsearch, importlib.util; importlib.util.find_spec('timm'); import open_clip",
 ])
+@pytest.mark.slow
 def test_a_fresh_process_builds_exported_configs_after_import_archsearch(tmp_path, imports):
     """In a new interpreter, whichever of open_clip and archsearch comes first: a preset export and
     a custom one (found through the registry the export recorded it in) both build."""
@@ -232,6 +233,7 @@ def test_a_fresh_process_builds_exported_configs_after_import_archsearch(tmp_pat
     assert list(_fresh(tmp_path, imports, tmp_path / "registry", refs).values()) == counts
 
 
+@pytest.mark.slow
 def test_the_export_directory_serves_as_registry_and_without_one_only_presets_build(tmp_path):
     refs, counts, custom = _custom_and_preset_exports(tmp_path)
     # The export directory itself (it holds arch.yaml), e.g. on another machine:
@@ -259,6 +261,7 @@ def test_a_hybrid_text_tower_gets_no_open_clip_config_and_the_export_says_so(tmp
 
 # --- the CLI -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_export_all_of_a_tiny_arch_writes_every_file(tmp_path):
     spec = TINY["mobileclip_s1"]
     (tmp_path / "arch.yaml").write_text(yaml.safe_dump(spec.to_dict()))
@@ -292,6 +295,7 @@ def test_export_all_of_a_tiny_arch_writes_every_file(tmp_path):
     assert (tmp_path / "registry" / f"{timm_name(spec)}.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_export_of_a_preset_by_its_paper_name(tmp_path):
     result = run("export", "MobileCLIP-S1", "--out", "s1", "--format", "openclip", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -342,6 +346,7 @@ def test_bad_export_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case):
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_force_replaces_an_earlier_export_whole(tmp_path):
     assert run("export", "vitamin_s", "--out", "out", "--format", "lightning", cwd=tmp_path).returncode == 0
     (tmp_path / "out/stale.txt").write_text("from before")
@@ -414,6 +419,7 @@ def _hand_built_study(tmp_path: Path) -> tuple[Path, str, ArchSpec]:
     return run_dir, url, spec
 
 
+@pytest.mark.slow
 def test_export_of_a_sweep_trial_writes_every_file_and_refuses_bad_trials(tmp_path):
     run_dir, url, spec = _hand_built_study(tmp_path)
     done = subprocess.run([ARCHSEARCH, "export", str(run_dir), "--trial", "0", "--out", str(tmp_path / "exp")],

@@ -102,6 +102,7 @@ def test_cuda_needs_a_gpu():
 ARCHSEARCH = shutil.which("archsearch", path=str(Path(sys.executable).parent)) or "archsearch"
 
 
+@pytest.mark.slow
 def test_cli_json_and_bad_input(tmp_path):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY.to_dict()))
     ok = subprocess.run([ARCHSEARCH, "latency", "tiny.yaml", "--threads", "1", "--json"], cwd=tmp_path,
@@ -155,6 +156,7 @@ def test_interleaved_ratio_cancels_slow_phases_that_a_plain_median_records():
     assert plain.median_ms == pytest.approx(60.0)
 
 
+@pytest.mark.slow
 def test_drift_corrected_result_records_its_anchor_and_ratios_in_a_fresh_process():
     result = measure_latency(TINY, threads=1, fresh_process=True, protocol=QUICK, anchor="mobileclip_s0",
                              anchor_quiet_ms={"image_ms": 100.0, "text_ms": 50.0},

@@ -41,7 +41,6 @@ def _visible(nb) -> list[list]:
     return [[one(o) for o in c.outputs] for c in nb.cells if c.cell_type == "code"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", EXECUTED)
 def test_committed_outputs_are_what_the_committed_results_give(name, monkeypatch):
     """Stale outputs fail: the notebook is re-run on the committed results and compared."""

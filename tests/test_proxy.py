@@ -167,6 +167,7 @@ def tiny_recipe(tmp_path, monkeypatch):
     return path
 
 
+@pytest.mark.slow
 def test_proxy_run_is_deterministic_and_distils_from_its_own_teachers(tiny_recipe):
     from archsearch.data.store import ReinforcedStore
     from archsearch.proxy.assets import ensure_store
@@ -183,6 +184,7 @@ def test_proxy_run_is_deterministic_and_distils_from_its_own_teachers(tiny_recip
     assert store.settings.augmentations == 2 and len(store) == 192
 
 
+@pytest.mark.slow
 def test_teachers_trained_side_by_side_equal_teachers_trained_one_after_another(tiny_recipe, monkeypatch):
     """Parallel teacher training only changes when they finish: with the same threads per teacher,
     two spawned workers save the very weights a sequential loop saves."""
@@ -237,6 +239,7 @@ def test_distillation_without_a_store_is_refused(tiny_recipe):
 ARCHSEARCH = shutil.which("archsearch", path=str(Path(sys.executable).parent)) or "archsearch"
 
 
+@pytest.mark.slow
 def test_cli_proxy_json_as_a_user_runs_it(tmp_path):
     (tmp_path / "tiny.yaml").write_text(json.dumps(TINY_RECIPE))
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
@@ -272,6 +275,7 @@ def test_cpu_small_is_cpu_tiny_trained_ten_times_longer():
     assert small.train.steps == 10 * tiny.train.steps and small.train.batch_size == tiny.train.batch_size
 
 
+@pytest.mark.slow
 def test_proxy_runs_side_by_side_wait_for_one_asset_builder(tiny_recipe):
     """While one process holds the assets lock, another's ensure_store trains nothing; it goes on
     (and finds or builds the assets) once the lock is free."""
@@ -352,6 +356,7 @@ def test_train_loss_tail_averages_the_last_quarter_of_the_steps():
     assert math.isnan(TrainLossTail(steps=8).value)
 
 
+@pytest.mark.slow
 def test_every_architecture_sees_the_same_batches_at_one_seed(tiny_recipe):
     """Common random numbers: at one student seed, two architectures train on the same samples,
     stored views and synthetic captions in the same order, so their scores differ by the model alone."""

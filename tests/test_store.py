@@ -125,7 +125,6 @@ def test_build_interrupted_by_a_teacher_resumes_to_the_same_store(tmp_path, refe
     assert_same_store(out, reference)
 
 
-@pytest.mark.slow  # ~10 s, nearly all of it the subprocess importing torch and open_clip
 def test_build_killed_in_a_subprocess_resumes_to_the_same_store(tmp_path, reference):
     out = tmp_path / "store"
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"

@@ -181,6 +181,7 @@ def test_a_trial_over_a_constraint_is_measured_recorded_and_not_trained(workdir)
 
 # --- the CLI as a user runs it --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sweep_end_to_end_leaves_its_files_and_a_rerun_resumes(workdir):
     first = _sweep("--trials", "3", "--workers", "2", anchor="mobileclip_s0")  # the default drift correction
     assert "Pareto front of space-test-tiny" in first.stdout
@@ -230,6 +231,7 @@ def test_sweep_end_to_end_leaves_its_files_and_a_rerun_resumes(workdir):
     assert not (workdir / "runs" / "again" / "trials" / "0" / "logs").exists()  # nothing trained
 
 
+@pytest.mark.slow
 def test_a_sweep_past_ehvis_start_up_builds_the_latency_table_and_screens_its_trials(workdir):
     done = _sweep("--trials", str(EHVI_STARTUP + 2), "--workers", "2")
     assert "building this device's latency table for --sampler ehvi" in done.stderr
@@ -245,6 +247,7 @@ def test_a_sweep_past_ehvis_start_up_builds_the_latency_table_and_screens_its_tr
         assert f"chosen by ehvi from {t.user_attrs['screening']['pool']} candidates" in log
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_fails_with_its_reason_and_the_sweep_goes_on(workdir):
     recipe = (workdir / "recipe.yaml").read_text().replace("warmup_steps: 1", "warmup_steps: 1, lr: 1.0e+30")
     (workdir / "recipe.yaml").write_text(recipe)
@@ -266,6 +269,7 @@ def _wait_for(predicate, timeout=120.0, every=0.2):
     return False
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_leaves_nothing_running_and_the_trial_is_retried(workdir, monkeypatch):
     recipe = (workdir / "recipe.yaml").read_text().replace("steps: 3,", "steps: 150,")
     (workdir / "recipe.yaml").write_text(recipe)
@@ -321,6 +325,7 @@ def test_a_sweep_fails_a_killed_workers_trial_at_once_queues_it_again_and_replac
     assert len({t.user_attrs["worker"] for t in trials}) == 3  # the survivor, the victim and its replacement
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_sweep_cleanly_and_the_rerun_runs_the_cut_trial_again(workdir):
     recipe = (workdir / "recipe.yaml").read_text().replace("steps: 3,", "steps: 150,")
     (workdir / "recipe.yaml").write_text(recipe)
@@ -345,6 +350,7 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_the_rerun_runs_the_cut_trial_again(w
     assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == cut.params
 
 
+@pytest.mark.slow
 def test_two_workers_on_postgresql_run_every_trial_exactly_once(workdir, postgres_url):
     name = f"pg-{os.getpid()}-{time.monotonic_ns()}"
     run = prepare(_options(trials=6, storage=postgres_url, study=name))
@@ -367,6 +373,7 @@ def test_two_workers_on_postgresql_run_every_trial_exactly_once(workdir, postgre
     assert len(hosts) == 2
 
 
+@pytest.mark.slow
 def test_a_sweep_with_runs_elsewhere_leaves_nothing_in_the_working_directory(workdir, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("workspace")
     env = {k: v for k, v in _env().items() if k != "ARCHSEARCH_RUNS"}

@@ -93,6 +93,7 @@ def _metrics(root: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_train_resume_validate_and_deployable_weights(tmp_path, exported, shards):
     config = exported_config(tmp_path, exported, shards)
     run_dir = tmp_path / "runs/train/tiny"
