@@ -83,3 +83,28 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, case):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("archsearch: error: ") and expected in lines[0], lines[0]
+
+
+PARSER_REFUSALS = {
+    "value outside a choice": (["sweep", "--sampler", "annealing"],
+                               "Invalid value for '--sampler': 'annealing' is not one of 'ehvi', 'tpe', 'nsga2', "
+                               "'gp', 'random'. (try 'archsearch sweep --help')"),
+    "unknown option": (["export", "vitamin_s", "--fromat", "coreml"], "No such option: --fromat"),
+    "missing argument": (["latency", "measure"], "Missing argument 'arch'."),
+    "not an integer": (["sweep", "--trials", "many"], "Invalid value for '--trials'"),
+    "unknown command": (["serch"], "No such command 'serch'."),
+}
+
+
+@pytest.mark.parametrize("case", PARSER_REFUSALS)
+def test_what_the_parser_refuses_is_one_line_and_exit_2_like_every_other_error(tmp_path, case):
+    args, expected = PARSER_REFUSALS[case]
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("archsearch: error: ") and expected in lines[0], result.stderr
+
+
+def test_a_bare_archsearch_prints_its_help_and_exits_2(tmp_path):
+    result = run(cwd=tmp_path)
+    assert result.returncode == 2 and "sweep" in result.stdout and "Usage" in result.stdout and result.stderr == ""

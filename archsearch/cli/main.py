@@ -579,8 +579,22 @@ def train_command(ctx: typer.Context) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    app(args=argv)
-
+    """The `archsearch` entry point. Input that the parser itself refuses (an unknown option, a
+    value outside a choice, a missing argument) ends as the rooms' `UserError`s do: one line on
+    stderr, exit 2, rather than typer's multi-line box."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
+    except typer.TyperException as exc:  # typer's click: usage errors and the rest, each with its exit code
+        message = " ".join(exc.format_message().replace("Value error, ", "").split())  # pydantic's prefix
+        if message:  # a bare `archsearch` has printed its help already and has no message
+            context = getattr(exc, "ctx", None)
+            where = f" (try '{context.command_path} --help')" if context is not None else ""
+            print(f"archsearch: error: {message}{where}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 if __name__ == "__main__":
     main()
