@@ -23,7 +23,6 @@ import datetime
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, 
 from archsearch.data.augment import NUM_PARAMS, AugmentConfig
 from archsearch.environment import library_versions
 from archsearch.errors import UserError
-from archsearch.files import write_json_atomic
+from archsearch.files import create_text_once, write_json_atomic
 from archsearch.spec.io import format_validation_error
 
 FORMAT = "archsearch-reinforced-store"
@@ -318,15 +317,8 @@ class ShardWriter:
 def _ensure_manifest(root: Path, settings: StoreSettings) -> None:
     """Create the manifest if this is the first shard to start; otherwise insist on the same settings."""
     path = root / MANIFEST
-    if not path.exists():
-        tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(settings.manifest(), indent=2) + "\n")
-        try:
-            os.link(tmp, path)  # atomic create-if-absent: concurrent shards agree on one manifest
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+    if not path.exists():  # concurrent shards agree on one manifest: the first to create it
+        create_text_once(path, json.dumps(settings.manifest(), indent=2) + "\n")
     stored = StoreSettings.from_manifest(_read_json(path, "store manifest"), str(path))
     diff = stored.differences(settings)
     if diff:

@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 
 from archsearch.errors import UserError
+from archsearch.files import replacing
 from archsearch.spec.arch import ArchSpec, layout_summary
 
 PREFIX = "archsearch_"
@@ -129,9 +130,8 @@ def record_spec(spec: ArchSpec) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.is_file():
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            save_spec(spec, tmp)
-            tmp.replace(path)
+            with replacing(path) as tmp:
+                save_spec(spec, tmp)
     except OSError as exc:
         raise UserError(f"{path.parent}: cannot record the spec for timm ({exc.strerror}); "
                         f"set {SPECS_ENV} to a writable directory") from None

@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import lightning as L
 import torch
 
+from archsearch.files import replacing
 from archsearch.models.reparam import reparameterize
 
 FINAL = "final.pt"
@@ -23,9 +23,8 @@ REPARAMETERIZED = "reparameterized.pt"
 
 
 def _save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class FinalWeights(L.Callback):
