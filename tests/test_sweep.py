@@ -1,6 +1,7 @@
 """The search room: study settings, budgets, quiet latency, trials, and `archsearch sweep`/`worker`
 run as a user runs them (subprocesses, a fresh directory, a real PostgreSQL for many workers)."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -160,6 +161,69 @@ def test_a_measurement_waits_for_running_steps_and_holds_new_ones(tmp_path):
     first.join(5), measurer.join(5)
     time.sleep(0.3)
     assert events == ["first start", "first end", "measure", "measure end", "second start", "second end"]
+
+
+def _steps(log: Path) -> list[tuple[float, float | None]]:
+    """(start, end) of each training step a quiet_worker logged; end None for one still running."""
+    events = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+    steps: list[list] = []
+    for kind, at in events:
+        if kind == "start":
+            steps.append([float(at), None])
+        elif steps and steps[-1][1] is None:
+            steps[-1][1] = float(at)
+    return [tuple(step) for step in steps]
+
+
+@pytest.mark.slow
+def test_a_latency_measurement_runs_while_every_local_worker_process_is_idle(workdir):
+    """Two real worker processes train the tiny space's proxy as trials do; a measurement taken
+    meanwhile (the sweep's own `measured_latency`, in a fresh pinned process) starts only after
+    each worker's running step has ended, no step of either runs inside it, and both go on
+    training after it."""
+    from archsearch.proxy.assets import ensure_store
+    from archsearch.proxy.recipe import load_recipe
+    from archsearch.search.config import LatencySettings
+    from archsearch.search.latency import measured_latency
+    from archsearch.space.sampling import sample_archs
+
+    ensure_store(load_recipe("recipe.yaml"), progress=False)  # teachers and store once, before the race
+    lock_dir, stop = workdir / "runs" / "quiet", workdir / "stop"
+    logs = [workdir / f"steps{k}.log" for k in range(2)]
+    workers = [subprocess.Popen([sys.executable, str(Path(__file__).parent / "quiet_worker.py"), str(lock_dir),
+                                 str(log), str(stop), "space.yaml", "recipe.yaml"], env=_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for log in logs]
+    window: list[float] = []
+
+    class TimedLock(QuietLock):
+        @contextlib.contextmanager
+        def measuring(self):
+            with super().measuring():
+                window.append(time.monotonic())
+                yield
+                window.append(time.monotonic())
+
+    try:
+        assert _wait_for(lambda: all(len(_steps(log)) >= 3 for log in logs), 240), "the workers never trained"
+        spec = sample_archs("space.yaml", 1, seed=0)[0]
+        result, cached = measured_latency(spec, LatencySettings(threads=1, anchor=None), TimedLock(lock_dir),
+                                          workdir / "runs" / "latency")
+        assert not cached and result["total_ms"] > 0
+        assert _wait_for(lambda: all(any(start > window[1] for start, _ in _steps(log)) for log in logs), 120), \
+            "the workers did not train again after the measurement"
+    finally:
+        stop.touch()
+        for worker in workers:
+            try:
+                worker.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    assert all(worker.returncode == 0 for worker in workers), [w.stderr.read()[-2000:] for w in workers]
+    begin, end = window
+    for log in logs:
+        steps = _steps(log)
+        assert all(e is not None and (e <= begin or s >= end) for s, e in steps if s < end), steps
+        assert any(e <= begin for s, e in steps) and any(s >= end for s, _ in steps)
 
 
 # --- one trial ----------------------------------------------------------------------------------
