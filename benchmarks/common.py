@@ -28,3 +28,13 @@ def run_meta(module: str, *, threads: int = 1, device: str = "torch-cpu", argv: 
 def cell(text: str) -> str:
     """Text in a Markdown table cell: a layout's text part is separated by '|', which would split the cell."""
     return text.replace("|", r"\|")
+
+
+def ci_suffix(ci, digits: int = 2) -> str:
+    """' [0.12, 0.80]': a 95% interval as every report prints it after its figure ('' for none)."""
+    return "" if ci is None else f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def with_ci(value: float, ci, digits: int = 2) -> str:
+    """'0.45 [0.12, 0.80]'."""
+    return f"{value:.{digits}f}{ci_suffix(ci, digits)}"

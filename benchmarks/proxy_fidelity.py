@@ -34,6 +34,8 @@ from archsearch.space import load_space
 from archsearch.spec import get_preset
 from archsearch.spec.arch import ArchSpec
 
+from benchmarks.common import ci_suffix
+
 SPACE = "hybrid"
 SEEDS = (0, 1)
 MIN_STEP_RATIO = 10
@@ -233,8 +235,6 @@ def _f(value: float | None, digits: int = 1) -> str:
     return "not run" if value is None else f"{value:.{digits}f}"
 
 
-def _ci(ci: list | tuple | None) -> str:
-    return "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
 def report(record: dict, workers: int) -> list[str]:
@@ -260,15 +260,15 @@ def report(record: dict, workers: int) -> list[str]:
     swaps = record["preset_order_swaps"]
     lines += ["", "## Figures", "",
               f"- tau(short seed 0, short seed 1), n = {n}: {record['tau_short_seeds']:.2f}"
-              f"{_ci(record['tau_short_seeds_ci'])} (top-1); {record['tau_short_loss_tail_seeds']:.2f} "
+              f"{ci_suffix(record['tau_short_seeds_ci'])} (top-1); {record['tau_short_loss_tail_seeds']:.2f} "
               "(minus the last-quarter training loss)",
               f"- tau(reference seed 0, seed 1), the ceiling, n = {k}: {_f(record['tau_reference_seeds'], 2)}"
-              f"{_ci(record.get('tau_reference_seeds_ci'))}",
+              f"{ci_suffix(record.get('tau_reference_seeds_ci'))}",
               f"- tau(short seed 0, reference mean), n = {k} of {n}: {_f(record['tau_short_reference'], 2)}"
-              f"{_ci(record['tau_short_reference_ci'])}; by the loss tail "
+              f"{ci_suffix(record['tau_short_reference_ci'])}; by the loss tail "
               f"{_f(record.get('tau_short_loss_tail_reference'), 2)}",
               f"- interim, tau(short seed 0, reference seed 0), n = {record['reference_seed0_complete']} of {n}: "
-              f"{_f(record['tau_short_reference_seed0'], 2)}{_ci(record.get('tau_short_reference_seed0_ci'))}",
+              f"{_f(record['tau_short_reference_seed0'], 2)}{ci_suffix(record.get('tau_short_reference_seed0_ci'))}",
               f"- baselines against the reference mean, n = {k}: params {_f(record['tau_params'], 2)}, "
               f"GMACs {_f(record['tau_gmacs'], 2)}",
               "- papers' order of the seven published variants (pairs out of order; a tie counts half): "
@@ -302,7 +302,7 @@ def report(record: dict, workers: int) -> list[str]:
                   "| step | n | seconds | top-1 range | tau vs seed-0 final [95% CI] | tau vs own final |",
                   "|---|---|---|---|---|---|",
                   *(f"| {r['step']} | {r['n']} | {r['seconds']:.0f} | {r['top1_min']:.1f}-{r['top1_max']:.1f} | "
-                    f"{r['tau_other_seed_final']:.2f}{_ci(r['tau_other_seed_final_ci'])} | {r['tau_own_final']:.2f} |"
+                    f"{r['tau_other_seed_final']:.2f}{ci_suffix(r['tau_other_seed_final_ci'])} | {r['tau_own_final']:.2f} |"
                     for r in curve)]
     lines += ["", "Draws of spaces/hybrid.yaml (RandomSampler, seed in the command; spec in the JSON): "
               + ", ".join(f"{d['name']} ({d['layout']})" for d in record["draws"]) + "."]

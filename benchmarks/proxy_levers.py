@@ -24,7 +24,7 @@ import statistics
 from typing import Any
 
 from benchmarks import proxy_fidelity
-from benchmarks.common import RESULTS, run_meta
+from benchmarks.common import RESULTS, run_meta, with_ci
 from benchmarks.runlog import logged_runs, recorded, score_all, with_seed
 
 from archsearch.analysis.ranking import (
@@ -152,17 +152,16 @@ def table(summaries: list[dict], names: list[str], teachers: list[float]) -> lis
         for score in (k for k in SCORES if k in s):
             f = s[score]
             swaps = " / ".join(f"{sum(v.values()):g}" if v else "-" for v in f["preset_order_swaps"].values())
-            ref = " / ".join(f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, (lo, hi) in
+            ref = " / ".join(with_ci(v, ci) for v, ci in
                              zip(f["tau_reference_seed0"].values(), f["tau_reference_seed0_ci95"].values())
                              ) if "tau_reference_seed0" in f else "-"
             mean = f.get("tau_reference_mean")
-            ref_mean = f"{mean['tau']:.2f} [{mean['ci95'][0]:.2f}, {mean['ci95'][1]:.2f}] ({mean['n']})" if mean else "-"
+            ref_mean = f"{with_ci(mean['tau'], mean['ci95'])} ({mean['n']})" if mean else "-"
             digits = 1 if score == "zeroshot_top1" else 3
             lines.append(f"| {s['lever']} | {score} | {s['steps']} @{s['resolution']} | "
                          + " | ".join(", ".join(f"{v:.{digits}f}" for v in f["scores"][k]) for k in names)
-                         + f" | {f.get('tau_seeds', float('nan')):.2f} [{f['tau_seeds_ci95'][0]:.2f}, "
-                           f"{f['tau_seeds_ci95'][1]:.2f}] | {swaps} | {s['min_multiple_of_chance']:.1f} | "
-                           f"{s['median_wall_seconds']:.0f} | {f['tau_params']:.2f} / {f['tau_gmacs']:.2f} | {ref} | "
+                         + f" | {with_ci(f.get('tau_seeds', float('nan')), f['tau_seeds_ci95'])} | {swaps} | "
+                           f"{s['min_multiple_of_chance']:.1f} | {s['median_wall_seconds']:.0f} | {f['tau_params']:.2f} / {f['tau_gmacs']:.2f} | {ref} | "
                            f"{ref_mean} |")
     lines += ["", "Scores at student seeds 0, 1: zero-shot top-1 (%) on 64 classes (chance 1.6%), and minus the mean "
               "training loss over the last quarter of the steps (Ru et al.'s TSE-E); swaps count pairs of each family "
