@@ -30,7 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import norm
 
 from archsearch.pareto import front_indices, staircase
-from archsearch.search.optuna_private import set_user_attr
+from archsearch.search.optuna_private import record_constraints, set_user_attr
 from archsearch.space.space import PrunedArchitecture, SearchSpace
 from archsearch.spec.arch import ArchSpec
 
@@ -250,7 +250,7 @@ class KnownLatencySampler(BaseSampler):
         self._chosen.pop(trial.number, None)
         self.screened.pop(trial.number, None)
         if self.constraints_func is not None:
-            optuna.samplers._base._process_constraints_after_trial(self.constraints_func, study, trial, state)
+            record_constraints(self.constraints_func, study, trial, state)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if "fixed_params" in trial.system_attrs:
