@@ -1,0 +1,23 @@
+"""The audit of CPU used beside a sweep's latency measurements: its windows and sums."""
+
+import os
+
+from benchmarks.sweep_quiet_audit import snapshot, windows
+
+
+def test_a_window_spans_one_measurement_and_sums_each_roles_cpu_over_it():
+    rows = [(0.0, {1: ("worker", 10.0), 2: ("parent", 5.0), 3: ("other", 1.0)}),
+            (0.5, {1: ("worker", 10.5), 2: ("parent", 5.0), 3: ("other", 1.0), 9: ("measure", 0.1)}),
+            (1.0, {1: ("worker", 10.5), 2: ("parent", 5.1), 3: ("other", 1.2), 9: ("measure", 0.6)}),
+            (1.5, {1: ("worker", 10.5), 2: ("parent", 5.2), 3: ("other", 1.2), 9: ("measure", 1.1)}),
+            (2.0, {1: ("worker", 11.5), 2: ("parent", 5.2), 3: ("other", 1.2)})]
+    (window,) = windows(rows)
+    assert window["pid"] == 9 and window["seconds"] == 1.0 and window["workers_alive"] == 1
+    assert (window["measure_cpu_s"], window["worker_cpu_s"], window["parent_cpu_s"], window["other_cpu_s"]) == \
+        (1.0, 0.0, 0.2, 0.2)  # the worker's CPU before and after the window is not counted
+
+
+def test_the_snapshot_reads_real_processes_and_leaves_itself_out():
+    snap = snapshot()
+    assert os.getpid() not in snap and os.getppid() in snap
+    assert all(role in ("measure", "worker", "parent", "other") and cpu >= 0 for role, cpu in snap.values())
