@@ -3,6 +3,7 @@
 import itertools
 import json
 import platform
+import random
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import yaml
 
 from archsearch.errors import UserError
 from archsearch.environment import available_cpus
+from archsearch.latency.drift import DriftProtocol, corrected_stats, interleaved_ratio, median_ci95
 from archsearch.latency.measure import measure_latency
 from archsearch.latency.timing import TimingProtocol, summarise, time_until_settled
 from archsearch.spec import ArchSpec
@@ -139,7 +141,6 @@ def test_cli_build_table_on_a_tiny_space(tmp_path):
 # --- drift correction -----------------------------------------------------------------------------
 
 def test_interleaved_ratio_cancels_slow_phases_that_a_plain_median_records():
-    from archsearch.latency.drift import corrected_stats, interleaved_ratio
 
     calls = itertools.count()
 
@@ -147,8 +148,9 @@ def test_interleaved_ratio_cancels_slow_phases_that_a_plain_median_records():
         return lambda: ms * (3.0 if next(clock) % 50 >= 25 else 1.0)
 
     candidate, anchor = slowed(20.0), slowed(10.0)
-    ratio = interleaved_ratio(candidate, anchor, TimingProtocol(warmup=1, round_size=5, min_runs=50, max_runs=100))
+    ratio = interleaved_ratio(candidate, anchor, DriftProtocol(warmup=1, round_size=5, min_rounds=10, max_rounds=20))
     assert ratio.ratio == pytest.approx(2.0) and ratio.rounds >= 10 and ratio.runs == 5 * ratio.rounds
+    assert ratio.anchor_runs == 10 * ratio.rounds  # the faster anchor runs as long as the candidate, not as often
     corrected = corrected_stats(ratio, anchor_quiet_ms=10.0)
     assert corrected.median_ms == pytest.approx(20.0) and corrected.runs == ratio.runs
     # A plain median taken in a slow phase reads the phase, not the model.
@@ -156,11 +158,29 @@ def test_interleaved_ratio_cancels_slow_phases_that_a_plain_median_records():
     assert plain.median_ms == pytest.approx(60.0)
 
 
+def test_median_interval_is_the_order_statistic_interval_and_needs_six_rounds():
+    assert median_ci95([1.0] * 5) is None  # 2 x (1/2)^5 > 5%: no interval of five values covers 95%
+    assert median_ci95([6.0, 1.0, 5.0, 2.0, 4.0, 3.0]) == (1.0, 6.0)  # n = 6: the range (96.9%)
+    assert median_ci95([float(v) for v in range(10)]) == (1.0, 8.0)  # n = 10: x_(2), x_(9) (97.9%)
+
+
+def test_interleaved_ratio_stops_when_its_interval_is_tight_and_runs_on_while_rounds_scatter():
+    def fixed(ms):
+        return lambda: ms
+
+    clean = interleaved_ratio(fixed(30.0), fixed(10.0), DriftProtocol(warmup=1, min_rounds=8, max_rounds=40))
+    assert clean.settled and clean.rounds == 8 and clean.ratio == pytest.approx(3.0) and clean.ci95 == (3.0, 3.0)
+    rng = random.Random(0)  # the candidate's runs scatter with a CV of 20% around 30 ms
+    noisy = interleaved_ratio(lambda: rng.gauss(30.0, 6.0), fixed(10.0),
+                              DriftProtocol(warmup=1, round_size=1, min_rounds=8, max_rounds=40))
+    assert not noisy.settled and noisy.rounds == 40 and noisy.ci95[1] - noisy.ci95[0] > 0.04 * noisy.ratio
+
+
 @pytest.mark.slow
 def test_drift_corrected_result_records_its_anchor_and_ratios_in_a_fresh_process():
     result = measure_latency(TINY, threads=1, fresh_process=True, protocol=QUICK, anchor="mobileclip_s0",
                              anchor_quiet_ms={"image_ms": 100.0, "text_ms": 50.0},
-                             drift=TimingProtocol(warmup=1, round_size=2, min_runs=4, max_runs=8))
+                             drift=DriftProtocol(warmup=1, round_size=2, min_rounds=2, max_rounds=4))
     record = result.to_dict()
     assert record["method"] == "drift_corrected" and record["correction"]["anchor"] == "mobileclip_s0"
     assert record["image_ms"] == pytest.approx(100.0 * record["correction"]["image"]["ratio"])
@@ -179,7 +199,7 @@ def test_drift_correction_holds_while_another_process_takes_half_of_the_measured
 
     cpu = available_cpus()[-1]
     quick = TimingProtocol(warmup=2, min_runs=10, round_size=5, max_runs=40, max_seconds=15)
-    drift = TimingProtocol(warmup=2, round_size=3, min_runs=12, max_runs=36, max_seconds=20)
+    drift = DriftProtocol(warmup=2, round_size=3, min_rounds=6, max_rounds=12, max_seconds=20)
     candidate = get_preset("mobileclip_s1")
 
     def measure(**kw):

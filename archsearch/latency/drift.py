@@ -12,6 +12,7 @@ time); a sweep measures it once per device and caches it beside its measurements
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -22,10 +23,28 @@ from archsearch.latency.timing import TimingProtocol, TimingStats, time_until_se
 ANCHOR = "mobileclip_s0"
 
 
-# The timing protocol read for two models in alternation: rounds of `round_size` runs of one model,
-# then of the other, in ABBA order (so a trend within the window weighs on both alike), until the
-# median round ratio settles after `min_runs` runs of each, or the budget ends.
-DRIFT_PROTOCOL = TimingProtocol(warmup=3, round_size=3, min_runs=18, max_runs=180, max_seconds=30.0)
+@dataclass(frozen=True)
+class DriftProtocol:
+    """Two models timed in alternation: rounds of `round_size` runs of the slower model and as
+    many runs of the faster one as take the same time, in ABBA order (a trend within the window
+    weighs on both alike), until the median round ratio is known to within `precision` (its
+    distribution-free 95% interval, after at least `min_rounds`), or the budget ends.
+
+    Equal halves matter: with 3 runs of each, a 300 ms candidate's half lasts three times its
+    100 ms anchor's, so a slow phase of a second lands on one side more often than the other.
+    The precision rule replaces "the median moved by < 0.5%", which stopped after six rounds
+    however widely they scattered (a sweep recorded MobileCLIP-S2 8% high with rounds at CV 12%)."""
+
+    warmup: int = 3
+    round_size: int = 3
+    min_rounds: int = 8
+    max_rounds: int = 200
+    max_seconds: float = 45.0
+    precision: float = 0.02
+    max_runs_per_half: int = 64  # the faster model's runs per half, at most (a text tower of a few ms)
+
+
+DRIFT_PROTOCOL = DriftProtocol()
 
 
 @dataclass(frozen=True)
@@ -33,42 +52,64 @@ class Ratio:
     ratio: float          # median over rounds of (candidate median / anchor median)
     cv: float             # of the round ratios: how well the window cancelled
     iqr: float            # of the round ratios
+    ci95: tuple[float, float] | None  # distribution-free 95% interval of the median ratio
     rounds: int
-    runs: int             # timed runs of each model
+    runs: int             # timed runs of the candidate
+    anchor_runs: int
     warmup: int
     candidate_ms: float   # in-window medians, uncorrected: what a plain measurement would read
     anchor_ms: float
-    settled: bool
+    settled: bool         # the interval met the protocol's precision within its budget
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def interleaved_ratio(candidate: TimedRun, anchor: TimedRun, protocol: TimingProtocol = DRIFT_PROTOCOL) -> Ratio:
-    for _ in range(protocol.warmup):
-        candidate(), anchor()
+def median_ci95(values: list[float]) -> tuple[float, float] | None:
+    """The order-statistic 95% interval of the median (no assumption on the round ratios'
+    distribution: a slow phase makes them skewed); None below 6 values, where none exists."""
+    n = len(values)
+    # the largest k with P(Binomial(n, 1/2) < k) <= 2.5%: [x_(k), x_(n+1-k)] covers the median >= 95%
+    k, below = 0, 0
+    while (below := below + math.comb(n, k)) <= 0.025 * 2 ** n:
+        k += 1
+    if k < 1:
+        return None
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[n - k]
+
+
+def _runs_per_half(candidate_ms: float, anchor_ms: float, protocol: DriftProtocol) -> tuple[int, int]:
+    slow, fast = max(candidate_ms, anchor_ms), max(min(candidate_ms, anchor_ms), 1e-6)
+    matched = min(protocol.max_runs_per_half, max(protocol.round_size, round(protocol.round_size * slow / fast)))
+    return (protocol.round_size, matched) if candidate_ms >= anchor_ms else (matched, protocol.round_size)
+
+
+def interleaved_ratio(candidate: TimedRun, anchor: TimedRun, protocol: DriftProtocol = DRIFT_PROTOCOL) -> Ratio:
+    warm = [(candidate(), anchor()) for _ in range(max(protocol.warmup, 1))]
+    counts = dict(zip((id(candidate), id(anchor)), _runs_per_half(min(c for c, _ in warm), min(a for _, a in warm),
+                                                                   protocol)))
     ratios: list[float] = []
     candidate_all: list[float] = []
     anchor_all: list[float] = []
     deadline = time.monotonic() + protocol.max_seconds
-    previous = None
     while True:
         order = (candidate, anchor) if len(ratios) % 4 in (0, 3) else (anchor, candidate)
-        timed = {id(run): [run() for _ in range(protocol.round_size)] for run in order}
+        timed = {id(run): [run() for _ in range(counts[id(run)])] for run in order}
         mine, theirs = timed[id(candidate)], timed[id(anchor)]
         ratios.append(statistics.median(mine) / statistics.median(theirs))
         candidate_all += mine
         anchor_all += theirs
         current = statistics.median(ratios)
-        settled = (len(candidate_all) >= protocol.min_runs and previous is not None
-                   and abs(current - previous) <= protocol.rel_tol * current)
-        if settled or len(candidate_all) >= protocol.max_runs or time.monotonic() > deadline:
+        ci = median_ci95(ratios)
+        settled = (len(ratios) >= protocol.min_rounds and ci is not None
+                   and ci[1] - ci[0] <= 2 * protocol.precision * current)
+        if settled or len(ratios) >= protocol.max_rounds or time.monotonic() > deadline:
             cv = statistics.stdev(ratios) / statistics.fmean(ratios) if len(ratios) > 1 else 0.0
             q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
-            return Ratio(ratio=current, cv=cv, iqr=q3 - q1, rounds=len(ratios), runs=len(candidate_all),
-                         warmup=protocol.warmup, candidate_ms=statistics.median(candidate_all),
+            return Ratio(ratio=current, cv=cv, iqr=q3 - q1, ci95=ci, rounds=len(ratios), runs=len(candidate_all),
+                         anchor_runs=len(anchor_all), warmup=len(warm), candidate_ms=statistics.median(candidate_all),
                          anchor_ms=statistics.median(anchor_all), settled=settled)
-        previous = current
 
 
 def quiet_median(run: TimedRun, repeats: int = 5, protocol: TimingProtocol = TimingProtocol(max_seconds=10.0)

@@ -21,7 +21,7 @@ from pathlib import Path
 from archsearch.errors import UserError
 from archsearch.latency.backends import get_backend
 from archsearch.environment import available_cpus, device_fingerprint
-from archsearch.latency.drift import DRIFT_PROTOCOL, corrected_stats, interleaved_ratio, quiet_median
+from archsearch.latency.drift import DRIFT_PROTOCOL, DriftProtocol, corrected_stats, interleaved_ratio, quiet_median
 from archsearch.latency.timing import TimingProtocol, TimingStats
 from archsearch.spec.arch import ArchSpec
 
@@ -82,7 +82,7 @@ def measure_latency(spec: ArchSpec, backend: str = "torch-cpu", batch: int = 1, 
                     pin: list[int] | None = None, fresh_process: bool = False,
                     protocol: TimingProtocol = TimingProtocol(), repeats: int = 1,
                     anchor: str | None = None, anchor_quiet_ms: dict[str, float] | None = None,
-                    drift: TimingProtocol = DRIFT_PROTOCOL) -> LatencyResult:
+                    drift: DriftProtocol = DRIFT_PROTOCOL) -> LatencyResult:
     """Median latency of both folded towers (ms). `threads` defaults to every CPU available (or
     pinned); `pin` restricts the process to those CPUs. `repeats` > 1 reports the lowest of that
     many settled medians. With `anchor` (a preset's name), each tower is timed against the anchor's in alternating
@@ -155,7 +155,7 @@ def _subprocess_main(request_path: str) -> None:
     result = measure_latency(ArchSpec.from_dict(request["spec"]), request["backend"], request["batch"],
                              request["threads"], request["pin"], protocol=TimingProtocol(**request["protocol"]),
                              repeats=request["repeats"], anchor=request["anchor"],
-                             anchor_quiet_ms=request["anchor_quiet_ms"], drift=TimingProtocol(**request["drift"]))
+                             anchor_quiet_ms=request["anchor_quiet_ms"], drift=DriftProtocol(**request["drift"]))
     print(json.dumps(result.to_dict()))
 
 
