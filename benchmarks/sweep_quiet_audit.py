@@ -23,11 +23,12 @@ from pathlib import Path
 from benchmarks.common import RESULTS, run_meta
 
 TICKS = os.sysconf("SC_CLK_TCK")
+TOP_MIN_CPU_S = 0.5  # a process besides the measurement that used this much in its window is named
 ROLES = (("archsearch.latency.measure", "measure"), ("cli.main worker", "worker"), ("cli.main sweep", "parent"))
 
 
-def snapshot() -> dict[int, tuple[str, float]]:
-    """{pid: (role, CPU seconds)} of every process readable now; role 'other' for the rest."""
+def snapshot() -> dict[int, tuple[str, float, str]]:
+    """{pid: (role, CPU seconds, command line)} of every process readable now; role 'other' for the rest."""
     out = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -38,7 +39,7 @@ def snapshot() -> dict[int, tuple[str, float]]:
         except OSError:
             continue
         role = next((name for marker, name in ROLES if marker in command), "other")
-        out[int(entry.name)] = (role, (int(fields[11]) + int(fields[12])) / TICKS)
+        out[int(entry.name)] = (role, (int(fields[11]) + int(fields[12])) / TICKS, command.strip()[:120])
     return out
 
 
@@ -52,21 +53,32 @@ def sample(seconds: float, every: float = 0.5) -> list[tuple[float, dict]]:
 
 def windows(rows: list[tuple[float, dict]]) -> list[dict]:
     """One record per measurement process: its wall span between the first and last sample that
-    saw it, and the CPU seconds each role used over that span (processes seen at both ends)."""
-    pids = sorted({pid for _, snap in rows for pid, (role, _) in snap.items() if role == "measure"})
+    saw it measuring, the CPU seconds each role used over that span (processes seen at both ends,
+    each under its role when first seen), and the processes besides it that used the most.
+
+    A process that is exiting keeps its CPU time and loses its command line, so it would read as
+    'other' from then on: the span ends at the last sample that saw it with
+    its own command, and roles are taken from the first sample (a first run of this audit counted
+    two whole measurements under 'other' that way)."""
+    pids = sorted({pid for _, snap in rows for pid, entry in snap.items() if entry[0] == "measure"})
     out = []
     for pid in pids:
-        seen = [(t, snap) for t, snap in rows if pid in snap]
+        seen = [(t, snap) for t, snap in rows if snap.get(pid, ("",))[0] == "measure"]
         if len(seen) < 2:
             continue
         (t0, first), (t1, last) = seen[0], seen[-1]
         used: dict[str, float] = {}
-        for p, (role, cpu) in last.items():
-            if p in first:
-                used[role] = used.get(role, 0.0) + cpu - first[p][1]
-        workers = sum(1 for role, _ in first.values() if role == "worker")
+        besides = []
+        for p, (role, cpu, *command) in first.items():
+            if p in last:
+                used[role] = used.get(role, 0.0) + last[p][1] - cpu
+                if p != pid and last[p][1] - cpu >= TOP_MIN_CPU_S:
+                    besides.append({"pid": p, "role": role, "cpu_s": round(last[p][1] - cpu, 2),
+                                    "command": command[0] if command else ""})
+        workers = sum(1 for role, *_ in first.values() if role == "worker")
         out.append({"pid": pid, "seconds": t1 - t0, "workers_alive": workers,
-                    **{f"{role}_cpu_s": round(used.get(role, 0.0), 2) for role in ("measure", "worker", "parent", "other")}})
+                    **{f"{role}_cpu_s": round(used.get(role, 0.0), 2) for role in ("measure", "worker", "parent", "other")},
+                    "besides": sorted(besides, key=lambda b: -b["cpu_s"])[:3]})
     return out
 
 
@@ -91,10 +103,12 @@ def main() -> None:
              "", f"**{len(found)} measurements, {total['seconds']:.0f} s in all: the measurement processes used "
              f"{total['measure_cpu_s']:.1f} CPU-s; the sweep's workers {total['worker_cpu_s']:.1f} CPU-s, its parent "
              f"{total['parent_cpu_s']:.1f} and every other process {total['other_cpu_s']:.1f} in the same windows.**",
-             "", "| measurement pid | seconds | measurement CPU-s | workers CPU-s | parent CPU-s | others CPU-s |",
-             "|---|---|---|---|---|---|"]
+             "", "| measurement pid | seconds | measurement CPU-s | workers CPU-s | parent CPU-s | others CPU-s | "
+             f"besides it, >= {TOP_MIN_CPU_S} CPU-s |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {w['pid']} | {w['seconds']:.1f} | {w['measure_cpu_s']:.1f} | {w['worker_cpu_s']:.2f} | "
-              f"{w['parent_cpu_s']:.2f} | {w['other_cpu_s']:.2f} |" for w in found]
+              f"{w['parent_cpu_s']:.2f} | {w['other_cpu_s']:.2f} | "
+              + "; ".join(f"{b['role']} {b['cpu_s']:.1f} s `{b['command'][:60]}`" for b in w["besides"]) + " |"
+              for w in found]
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(total))
 
