@@ -164,11 +164,11 @@ def test_a_measurement_waits_for_running_steps_and_holds_new_ones(tmp_path):
 
 
 def _steps(log: Path) -> list[tuple[float, float | None]]:
-    """(start, end) of each training step a quiet_worker logged; end None for one still running."""
+    """(start, end) of each setup and training step a quiet_worker logged; end None for one still running."""
     events = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
     steps: list[list] = []
     for kind, at in events:
-        if kind == "start":
+        if kind in ("start", "setup"):
             steps.append([float(at), None])
         elif steps and steps[-1][1] is None:
             steps[-1][1] = float(at)
@@ -179,8 +179,8 @@ def _steps(log: Path) -> list[tuple[float, float | None]]:
 def test_a_latency_measurement_runs_while_every_local_worker_process_is_idle(workdir):
     """Two real worker processes train the tiny space's proxy as trials do; a measurement taken
     meanwhile (the sweep's own `measured_latency`, in a fresh pinned process) starts only after
-    each worker's running step has ended, no step of either runs inside it, and both go on
-    training after it."""
+    each worker's running step or setup has ended, no step or setup of either runs inside it,
+    and both go on training after it."""
     from archsearch.proxy.assets import ensure_store
     from archsearch.proxy.recipe import load_recipe
     from archsearch.search.config import LatencySettings

@@ -52,13 +52,29 @@ class QuietLock:
 
 
 class YieldToMeasurements(L.Callback):
-    """Runs every training step inside `QuietLock.working`."""
+    """Runs a training's setup (inside `setup_held`, until its first step) and then every training
+    step inside `QuietLock.working`."""
 
     def __init__(self, lock: QuietLock):
         self.lock = lock
         self._step: contextlib.ExitStack | None = None
 
+    @contextlib.contextmanager
+    def setup_held(self) -> Iterator[None]:
+        """Hold `working` from here until the first training step starts: opening the store,
+        loading teachers, building the model and the trainer, the data loaders' first batch. A
+        worker's first setup after its own measurement took 7-11 CPU-s inside the next worker's
+        measurement (`benchmarks/results/sweep_quiet_audit.md`) when only steps were held."""
+        self._release()
+        self._step = contextlib.ExitStack()
+        self._step.enter_context(self.lock.working())
+        try:
+            yield
+        finally:
+            self._release()
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._release()  # the setup's hold, if any: never wait at the gate while holding busy
         self._step = contextlib.ExitStack()
         self._step.enter_context(self.lock.working())
 

@@ -180,8 +180,10 @@ class TrialRunner:
         cached = self.proxy_cache.get(key)
         if cached:
             return cached["result"], cached["source"]
-        result = run_proxy(spec, self.recipe, wandb=self.wandb, out_dir=directory / "logs", progress=False,
-                           callbacks=[YieldToMeasurements(self.lock)], eval_guard=self.lock.working)
+        yielding = YieldToMeasurements(self.lock)
+        with yielding.setup_held():
+            result = run_proxy(spec, self.recipe, wandb=self.wandb, out_dir=directory / "logs", progress=False,
+                               callbacks=[yielding], eval_guard=self.lock.working)
         kept = {**{k: result[k] for k in METRIC_KEYS}, "steps": result["steps"], "recipe": result["recipe"]}
         self.proxy_cache.put(key, kept, {"study": trial.study.study_name, "trial": trial.number,
                                          "date": time.strftime("%Y-%m-%d %H:%M")})
