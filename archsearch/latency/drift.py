@@ -87,16 +87,18 @@ def _runs_per_half(candidate_ms: float, anchor_ms: float, protocol: DriftProtoco
 
 def interleaved_ratio(candidate: TimedRun, anchor: TimedRun, protocol: DriftProtocol = DRIFT_PROTOCOL) -> Ratio:
     warm = [(candidate(), anchor()) for _ in range(max(protocol.warmup, 1))]
-    counts = dict(zip((id(candidate), id(anchor)), _runs_per_half(min(c for c, _ in warm), min(a for _, a in warm),
-                                                                   protocol)))
+    per_half = _runs_per_half(min(c for c, _ in warm), min(a for _, a in warm), protocol)
     ratios: list[float] = []
     candidate_all: list[float] = []
     anchor_all: list[float] = []
     deadline = time.monotonic() + protocol.max_seconds
     while True:
-        order = (candidate, anchor) if len(ratios) % 4 in (0, 3) else (anchor, candidate)
-        timed = {id(run): [run() for _ in range(counts[id(run)])] for run in order}
-        mine, theirs = timed[id(candidate)], timed[id(anchor)]
+        if len(ratios) % 4 in (0, 3):  # ABBA
+            mine = [candidate() for _ in range(per_half[0])]
+            theirs = [anchor() for _ in range(per_half[1])]
+        else:
+            theirs = [anchor() for _ in range(per_half[1])]
+            mine = [candidate() for _ in range(per_half[0])]
         ratios.append(statistics.median(mine) / statistics.median(theirs))
         candidate_all += mine
         anchor_all += theirs
