@@ -17,6 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from archsearch.errors import UserError
+from archsearch.search.latency_scale import settled_trials
 from archsearch.search.quiet import QuietLock
 from archsearch.search.samplers import EHVI_STARTUP, make_sampler
 from archsearch.search.storage import load_study, open_storage, read_study_file, redact
@@ -270,6 +271,13 @@ def test_sweep_end_to_end_leaves_its_files_and_a_rerun_resumes(workdir):
                                         "from this device's latency cache: measured by an earlier trial")
             assert latency["total_ms"] == pytest.approx(latency["correction"]["anchor_quiet_ms"]["image_ms"]
                                                         * latency["correction"]["image"]["ratio"] + latency["text_ms"])
+            assert t.user_attrs["latency_correction"] == {**latency["correction"],
+                                                          "device": latency["fingerprint"]["id"]}
+    # what the plots show: every trial on the one scale settled from all the study's windows
+    settled = [t for t in settled_trials(study.trials) if t.state == TrialState.COMPLETE]
+    scales = {json.dumps(t.user_attrs["latency_scale"], sort_keys=True) for t in settled}
+    assert len(scales) == 1 and json.loads(scales.pop())["windows"] == len(settled)
+    assert all(t.user_attrs["latency_ms"] <= t.user_attrs["latency_ms_recorded"] * (1 + 1e-12) for t in settled)
     logs = {t.number: (directory / "trials" / str(t.number) / "log.txt").read_text() for t in finished}
 
     second = _sweep("--trials", str(len(finished) + 1), "--workers", "1", anchor="mobileclip_s0")

@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.pareto import front_indices
+from archsearch.search.latency_scale import settled_trials
 
 
 @dataclass(frozen=True)
@@ -43,4 +44,5 @@ def pareto_points(points: list[Point]) -> list[Point]:
 
 
 def pareto_front(study: optuna.Study) -> list[Point]:
-    return pareto_points(scored_points(study.get_trials(deepcopy=False)))
+    """The study's front, its latencies on the study's settled scale."""
+    return pareto_points(scored_points(settled_trials(study.get_trials(deepcopy=False))))

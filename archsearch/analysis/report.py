@@ -33,7 +33,9 @@ class StudyFront:
         return {"study": self.source.name, "storage": self.source.storage,
                 "run_dir": str(self.source.run_dir) if self.source.run_dir else None,
                 "trials": self.trials.counts(), "front": front_rows(self.trials.front),
-                "hypervolume": self.hypervolume}
+                "hypervolume": self.hypervolume,
+                "latency_scales": [{"device": device, **scale.to_dict()}
+                                   for (device, _), scale in self.trials.scales.items()]}
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,20 @@
 """A study's trials sorted into what the plots draw: scored, the front, and the faint rest.
 
-Scored trials (completed, feasible, trained) are points; trials that broke a constraint or failed
+Latencies are on the study's settled scale (`latency_scale`). Scored trials (completed, feasible,
+trained) are points; trials that broke a constraint or failed
 after their latency was measured have a latency but no meaningful accuracy, so they are drawn
 faintly along the latency axis; pruned, running and queued trials have neither and are counted only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.analysis.front import Point, is_feasible, pareto_points, scored_points
+from archsearch.search.latency_scale import settled_trials, study_scales
 from archsearch.analysis.open_study import StudySource, require_completed
 
 
@@ -24,15 +26,18 @@ class TrialSet:
     front: list[Point]
     infeasible: list[FrozenTrial]  # completed with a latency, not trained (a constraint broke)
     failed: list[FrozenTrial]      # failed after their latency was measured
+    # (device fingerprint id, anchor) -> the settled scale the latencies are drawn on
+    scales: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, name: str, trials: list[FrozenTrial]) -> "TrialSet":
+        trials = settled_trials(trials)
         scored = scored_points(trials)
         timed = [t for t in trials if "latency_ms" in t.user_attrs]
         return cls(name, trials, scored, pareto_points(scored),
                    [t for t in timed if t.state == TrialState.COMPLETE
                     and (t.user_attrs.get("trained") is False or not is_feasible(t))],
-                   [t for t in timed if t.state == TrialState.FAIL])
+                   [t for t in timed if t.state == TrialState.FAIL], study_scales(trials))
 
     @classmethod
     def of_source(cls, source: StudySource) -> "TrialSet":

@@ -7,7 +7,10 @@ Trial user attributes (all JSON values):
 - ``family``: the space layout it was sampled from (e.g. ``mci``, ``vitamin``);
   ``mixers``: the token-mixer mix, image stage letters then text layer letters (``RRRA|RAR``)
 - cost: ``image_params``, ``text_params``, ``params_m``, ``image_gmacs``, ``text_gmacs``, ``gmacs``
-- latency (full size, reparameterized): ``image_ms``, ``text_ms``, ``latency_ms``, ``latency_cv``
+- latency (full size, reparameterized): ``image_ms``, ``text_ms``, ``latency_ms``, ``latency_cv``,
+  on the anchor's cached quiet scale (what the sampler saw); ``latency_correction``: for a
+  drift-corrected figure, its ratios to the anchor, the anchor's in-window medians and the device's
+  fingerprint id, from which analysis settles the study's scale (`archsearch.latency.scale`)
 - proxy: ``zeroshot_top1``, ``i2t_r1``, ``t2i_r1``, ``i2t_r5``, ``t2i_r5``, ``train_seconds``,
   ``images_per_second``, ``train_loss_tail`` (mean training loss over the last quarter of the
   steps, `training.fit.TrainLossTail`); ``proxy_from``: ``study/trial`` that trained this proxy, when the score

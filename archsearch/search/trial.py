@@ -143,6 +143,8 @@ class TrialRunner:
         _write_json(directory / "latency.json", {**latency, "cached": cached, "taken": taken, **cost})
         attrs.update(image_ms=latency["image_ms"], text_ms=latency["text_ms"], latency_ms=latency["total_ms"],
                      latency_cv=latency["cv"])
+        if latency.get("correction"):  # what analysis settles the study's ms scale from
+            attrs["latency_correction"] = {**latency["correction"], "device": latency["fingerprint"]["id"]}
         log(f"{attrs['params_m']:.1f} M params, {attrs['gmacs']:.2f} GMACs, "
             f"{attrs['latency_ms']:.2f} ms ({'cached' if cached else 'measured'})")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from archsearch.errors import UserError
+from archsearch.search.latency_scale import settled_trials
 from archsearch.search.storage import load_study, read_study_file, redact
 from archsearch.spec.arch import ArchSpec
 
@@ -22,7 +23,7 @@ def trial_spec(trial_number: int, run_dir: str | Path | None = None, storage: st
     if storage is None or study is None:
         raise UserError("--trial needs a run directory (RUN_DIR --trial N) or --storage URL --study NAME")
     loaded = load_study(storage, study)
-    trials = loaded.get_trials(deepcopy=False)
+    trials = settled_trials(loaded.get_trials(deepcopy=False))  # the latency the plots show
     by_number = {t.number: t for t in trials}
     completed = [t.number for t in trials if t.state == TrialState.COMPLETE]
     trial = by_number.get(trial_number)
