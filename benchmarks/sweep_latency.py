@@ -62,7 +62,12 @@ def run_sweep(checkout: Path, extra: list[str]) -> float:
     done = subprocess.run(command, cwd=checkout, env=env_for(checkout), capture_output=True, text=True)
     (checkout / "sweep.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
-        raise SystemExit(f"sweep failed in {checkout}: {done.stderr[-2000:]}")
+        kept = Path(tempfile.mkdtemp(prefix="sweep-latency-failed-"))  # the clone goes with its temp dir
+        shutil.copytree(checkout / "runs", kept / "runs", ignore=shutil.ignore_patterns("*.pt", "*.ckpt", "*.tar",
+                                                                                        "shards", "wandb"))
+        shutil.copy(checkout / "sweep.log", kept)
+        raise SystemExit(f"sweep failed in {checkout} (its runs and log kept in {kept}): {done.stdout[-1500:]}"
+                         f"{done.stderr[-1500:]}")
     return time.perf_counter() - started
 
 
