@@ -38,12 +38,12 @@ def record(seconds: float, cpu: int) -> list[tuple[float, float, list[float]]]:
     """[(time s, candidate ms, [anchor ms, ...])], one cycle each, image towers, 1 thread, pinned."""
     os.sched_setaffinity(0, [cpu])
     from archsearch.latency.backends import get_backend
-    from archsearch.latency.measure import _timed_runs
+    from archsearch.latency.measure import timed_runs
     from archsearch.spec import get_preset
 
     backend = get_backend("torch-cpu")
-    candidate, _ = _timed_runs(get_preset(CANDIDATE), backend, 1, 1)
-    anchor, _ = _timed_runs(get_preset(ANCHOR), backend, 1, 1)
+    candidate, _ = timed_runs(get_preset(CANDIDATE), backend, 1, 1)
+    anchor, _ = timed_runs(get_preset(ANCHOR), backend, 1, 1)
     warm = [(candidate(), anchor()) for _ in range(3)]
     per_cycle = max(1, round(min(c for c, _ in warm) / min(a for _, a in warm)))
     cycles, start = [], time.monotonic()

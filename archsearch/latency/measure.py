@@ -97,7 +97,7 @@ def measure_latency(spec: ArchSpec, backend: str = "torch-cpu", batch: int = 1, 
                                       anchor_quiet_ms, drift)
     if pin is not None:
         os.sched_setaffinity(0, pin)
-    image_run, text_run = _timed_runs(spec, backend_impl, batch, threads)
+    image_run, text_run = timed_runs(spec, backend_impl, batch, threads)
     correction = None
     if anchor is None:
         image, text = quiet_median(image_run, repeats, protocol), quiet_median(text_run, repeats, protocol)
@@ -105,7 +105,7 @@ def measure_latency(spec: ArchSpec, backend: str = "torch-cpu", batch: int = 1, 
         from archsearch.spec import get_preset
 
         anchor_spec = get_preset(anchor)
-        anchor_image, anchor_text = _timed_runs(anchor_spec, backend_impl, batch, threads)
+        anchor_image, anchor_text = timed_runs(anchor_spec, backend_impl, batch, threads)
         if anchor_quiet_ms is None:
             anchor_quiet_ms = {"image_ms": quiet_median(anchor_image, repeats, protocol).median_ms,
                                "text_ms": quiet_median(anchor_text, repeats, protocol).median_ms}
@@ -120,7 +120,7 @@ def measure_latency(spec: ArchSpec, backend: str = "torch-cpu", batch: int = 1, 
                          fingerprint=device_fingerprint(backend, threads), correction=correction)
 
 
-def _timed_runs(spec: ArchSpec, backend_impl, batch: int, threads: int):
+def timed_runs(spec: ArchSpec, backend_impl, batch: int, threads: int):
     """(image run, text run) of the folded full-size towers, each one timed inference."""
     from archsearch.latency.cost import example_images, example_tokens
     from archsearch.models import build_clip, reparameterize
