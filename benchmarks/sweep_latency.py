@@ -223,6 +223,11 @@ def summarise(sweeps: list[dict], run_meta: dict) -> dict:
             "sweeps": sweeps}
 
 
+def _span(sweeps: list[dict]) -> tuple[float, float]:
+    gaps = [t["recorded_ms"] / min(t["quiet_passes_ms"]) - 1 for s in sweeps for t in s["trials"] if t["preset"]]
+    return min(gaps), max(gaps)
+
+
 def write(record: dict, out: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{out}.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -254,6 +259,9 @@ def write(record: dict, out: str) -> None:
                 f"(lowest anchor median of {p['scale']['windows']} windows); its cached quiet figure "
                 f"{p['scale']['quiet_ms']['image_ms']:.1f} + {p['scale']['quiet_ms']['text_ms']:.1f} ms"
                 for k, p in enumerate(record["per_sweep"]) if p.get("scale")],
+              "- recorded ms against the lowest of its quiet passes, over every preset of both sweeps: "
+              + "{:+.1%} to {:+.1%}".format(*_span(sweeps)) + " (the settled scale is the fastest window's anchor; "
+              "the quiet passes run unanchored, one model at a time)",
               f"- front agrees (members and order, recorded vs quiet): **{record['front_agrees']}** "
               + "; ".join(f"sweep {k}: recorded {s['front_recorded']}, quiet {s['front_quiet']}"
                           for k, s in enumerate(sweeps)), "",
