@@ -1,9 +1,9 @@
 """A study's trials sorted into what the plots draw: scored, the front, and the faint rest.
 
-Latencies are on the study's settled scale (`latency_scale`). Scored trials (completed, feasible,
-trained) are points; trials that broke a constraint or failed
-after their latency was measured have a latency but no meaningful accuracy, so they are drawn
-faintly along the latency axis; pruned, running and queued trials have neither and are counted only.
+Latencies are on the study's settled scale (`search/latency_scale.py`). Scored trials (completed,
+feasible, trained) are points; trials that broke a constraint or failed after their latency was
+measured have a latency but no meaningful accuracy, so they are drawn faintly along the latency
+axis; pruned, running and queued trials have neither and are counted only.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.analysis.front import Point, is_feasible, pareto_points, scored_points
-from archsearch.search.latency_scale import settled_trials, study_scales
 from archsearch.analysis.open_study import StudySource, require_completed
+from archsearch.search.latency_scale import settled_trials, study_scales
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A drift-corrected figure is a ratio to the anchor, taken in one window, times the anchor's quiet
 ms. The ratio cancels a slow phase; the quiet ms does not, when it was itself taken once in a slow
-phase: one sweep's scale read 130.8 ms where another's read 116.6 (`sweep_latency.md`, commit
+phase: one sweep's scale read 130.8 ms where another's read 116.6 (`sweep_latency_v3.md`, commit
 69da9ec), so every figure of the first sweep was 12% high though each ratio was within 2%.
 
 Every window also times the anchor, so a set of measurements holds as many in-window anchor
