@@ -31,13 +31,14 @@ class TrialSet:
 
     @classmethod
     def of(cls, name: str, trials: list[FrozenTrial]) -> "TrialSet":
-        trials = settled_trials(trials)
+        scales = study_scales(trials)
+        trials = settled_trials(trials, scales)
         scored = scored_points(trials)
         timed = [t for t in trials if "latency_ms" in t.user_attrs]
         return cls(name, trials, scored, pareto_points(scored),
                    [t for t in timed if t.state == TrialState.COMPLETE
                     and (t.user_attrs.get("trained") is False or not is_feasible(t))],
-                   [t for t in timed if t.state == TrialState.FAIL], study_scales(trials))
+                   [t for t in timed if t.state == TrialState.FAIL], scales)
 
     @classmethod
     def of_source(cls, source: StudySource) -> "TrialSet":

@@ -33,10 +33,11 @@ def study_scales(trials: list[FrozenTrial]) -> dict[tuple[str, str], AnchorScale
     return {key: settled_scale(corrections) for key, corrections in groups.items()}
 
 
-def settled_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+def settled_trials(trials: list[FrozenTrial],
+                   scales: dict[tuple[str, str], AnchorScale] | None = None) -> list[FrozenTrial]:
     """`trials` with every drift-corrected latency on its study's settled scale (copies; the
-    others as they are)."""
-    scales = study_scales(trials)
+    others as they are); `scales` when the caller has already settled them (`study_scales`)."""
+    scales = study_scales(trials) if scales is None else scales
     return [_on_scale(t, scales) for t in trials]
 
 

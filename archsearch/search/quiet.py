@@ -65,15 +65,16 @@ class YieldToMeasurements(L.Callback):
         loading teachers, building the model and the trainer, the data loaders' first batch. A
         worker's first setup after its own measurement took 7-11 CPU-s inside the next worker's
         measurement (`benchmarks/results/sweep_quiet_audit.md`) when only steps were held."""
-        self._release()
-        self._step = contextlib.ExitStack()
-        self._step.enter_context(self.lock.working())
+        self._hold()
         try:
             yield
         finally:
             self._release()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._hold()
+
+    def _hold(self) -> None:
         self._release()  # the setup's hold, if any: never wait at the gate while holding busy
         self._step = contextlib.ExitStack()
         self._step.enter_context(self.lock.working())
